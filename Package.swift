@@ -1,0 +1,55 @@
+// swift-tools-version: 6.1
+// onnx-rewrite: rewrites ONNX exports of LLMs into graphs NPU compilers accept.
+import PackageDescription
+
+let package = Package(
+  name: "onnx-rewrite",
+  platforms: [.macOS(.v13)],
+  products: [
+    .library(name: "ONNXGraph", targets: ["ONNXGraph"]),
+    .library(name: "ONNXIO", targets: ["ONNXIO"]),
+    .library(name: "Passes", targets: ["Passes"]),
+    .executable(name: "onnx-rewrite", targets: ["onnx-rewrite"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-protobuf", exact: "1.39.0"),
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+  ],
+  targets: [
+    // Generated from Protos/onnx-ml.proto by Scripts/generate-proto; never edited by hand.
+    .target(
+      name: "ONNXProto",
+      dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+      exclude: []),
+    // The typed graph users import. Knows nothing of protobuf.
+    .target(
+      name: "ONNXGraph",
+      dependencies: [.product(name: "OrderedCollections", package: "swift-collections")]),
+    // Load/save (zero-copy wire scanner + splicing writer), external data, text syntax.
+    // The only target that sees ONNXProto.
+    .target(
+      name: "ONNXIO",
+      dependencies: [
+        "ONNXGraph", "ONNXProto",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]),
+    // Graph passes and their registry.
+    .target(name: "Passes", dependencies: ["ONNXGraph"]),
+    .executableTarget(
+      name: "onnx-rewrite",
+      dependencies: [
+        "ONNXGraph", "ONNXIO", "Passes",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+    // Release-built I/O benchmark: `swift run -c release onnx-rewrite-bench MODEL`.
+    .executableTarget(
+      name: "onnx-rewrite-bench",
+      dependencies: ["ONNXGraph", "ONNXIO"],
+      path: "Benchmarks/IOBench"),
+    .testTarget(name: "ONNXGraphTests", dependencies: ["ONNXGraph"]),
+    .testTarget(
+      name: "ONNXIOTests",
+      dependencies: ["ONNXIO", "ONNXGraph", "ONNXProto"]),
+  ]
+)
