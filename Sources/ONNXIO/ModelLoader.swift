@@ -1,0 +1,81 @@
+import Foundation
+import ONNXGraph
+import ONNXProto
+import SwiftProtobuf
+
+/// Loads an ONNX model without copying its weights.
+///
+/// The file is memory-mapped; `WireRewriter` replaces every large `raw_data` with a
+/// 16-byte marker, swift-protobuf decodes only that small structure, and each marker
+/// becomes a slice of the mapping. External data is mapped the same way.
+public enum ModelLoader {
+  /// `raw_data` payloads at least this long stay in the mapped file.
+  static let sliceThreshold = 64
+
+  /// The newest IR version this build understands (from the pinned onnx.proto).
+  public static let maxIRVersion = Int64(Onnx_Version.allCases.map(\.rawValue).max() ?? 0)
+
+  public static func load(path: String) throws -> Model {
+    let file: MappedFile
+    do {
+      file = try MappedFile(path: path)
+    } catch let e as MappedFile.OpenError {
+      throw ModelFileError(file: path, e.errno == ENOENT ? "no such file" : e.description)
+    }
+    guard file.size > 0 else { throw ModelFileError(file: path, "empty file, not an ONNX model") }
+
+    var slots: [(offset: Int, count: Int)] = []
+    var rewriter = WireRewriter(input: file.bytes) { payload in
+      let bytes = UnsafeRawBufferPointer(rebasing: file.bytes[payload])
+      guard payload.count >= sliceThreshold || RawDataMarker.looksLikeMarker(bytes) else {
+        return nil
+      }
+      slots.append((payload.lowerBound, payload.count))
+      return .bytes(RawDataMarker.make(slot: slots.count - 1))
+    }
+    let plan: WireRewriter.Plan
+    do {
+      plan = try rewriter.rewriteModel()
+    } catch let e as WireRewriter.MalformedError {
+      throw ModelFileError(
+        file: path, "not a valid ONNX protobuf (truncated or corrupt): \(e.reason) at byte \(e.offset)")
+    }
+    let structure = plan.materialize(input: file.bytes)
+
+    let proto: Onnx_ModelProto
+    do {
+      var options = BinaryDecodingOptions()
+      options.messageDepthLimit = 256
+      proto = try Onnx_ModelProto(serializedBytes: structure, partial: true, options: options)
+    } catch {
+      throw ModelFileError(file: path, "not a valid ONNX protobuf (truncated or corrupt): \(error)")
+    }
+    guard proto.hasIrVersion, proto.hasGraph || !proto.functions.isEmpty else {
+      throw ModelFileError(file: path, "not an ONNX model (no ir_version or graph)")
+    }
+    guard proto.irVersion >= 1, proto.irVersion <= maxIRVersion else {
+      throw ModelFileError(
+        file: path, "unsupported IR version \(proto.irVersion) (this build reads 1...\(maxIRVersion))")
+    }
+    let importer = ProtoImporter(
+      modelPath: path, slots: slots, modelFile: file,
+      externalData: ExternalDataResolver(modelPath: path))
+    return try importer.model(proto)
+  }
+}
+
+extension WireRewriter.Plan {
+  /// The rewritten bytes in memory (only used for structures with no splices).
+  func materialize(input: UnsafeRawBufferPointer) -> [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(length)
+    for c in chunks {
+      switch c {
+      case .input(let s, let n): out.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[s..<(s + n)]))
+      case .literal(let s, let n): out.append(contentsOf: literals[s..<(s + n)])
+      case .splice: preconditionFailure("splices are written by ModelWriter")
+      }
+    }
+    return out
+  }
+}
