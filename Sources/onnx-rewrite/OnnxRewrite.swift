@@ -1,0 +1,36 @@
+import ArgumentParser
+import Foundation
+import ONNXGraph
+import ONNXIO
+import Passes
+
+struct OnnxRewrite: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "onnx-rewrite",
+    abstract: "Rewrite ONNX exports of LLMs into graphs NPU compilers accept.",
+    discussion: """
+      With no subcommand, reads MODEL, runs the given passes in order and writes the result:
+        onnx-rewrite model.onnx -o out.onnx --pass NAME
+      Without passes this is a lossless round trip. Weights are memory-mapped, never copied.
+      """,
+    version: "0.1.0",
+    subcommands: [Rewrite.self, Inspect.self, Print.self, Passes.self],
+    defaultSubcommand: Rewrite.self)
+}
+
+/// Runs a command body, turning model file errors into one `error:` line and exit code 1.
+func reportingErrors(_ body: () throws -> Void) throws {
+  do {
+    try body()
+  } catch let e as ModelFileError {
+    FileHandle.standardError.write(Data("error: \(e)\n".utf8))
+    throw ExitCode(1)
+  } catch let e as PassError {
+    FileHandle.standardError.write(Data("error: \(e)\n".utf8))
+    throw ExitCode(1)
+  }
+}
+
+func note(_ message: String) {
+  FileHandle.standardError.write(Data("note: \(message)\n".utf8))
+}
