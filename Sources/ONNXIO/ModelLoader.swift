@@ -25,22 +25,23 @@ public enum ModelLoader {
     guard file.size > 0 else { throw ModelFileError(file: path, "empty file, not an ONNX model") }
 
     var slots: [(offset: Int, count: Int)] = []
-    var rewriter = WireRewriter(input: file.bytes) { payload in
-      let bytes = UnsafeRawBufferPointer(rebasing: file.bytes[payload])
-      guard payload.count >= sliceThreshold || RawDataMarker.looksLikeMarker(bytes) else {
-        return nil
-      }
+    let window = FileWindow(descriptor: file.descriptor, count: file.size)
+    var rewriter = WireRewriter(input: window) { payload, input in
+      guard payload.count >= sliceThreshold
+        || (payload.count == RawDataMarker.size
+          && input.bytes(payload).withUnsafeBytes(RawDataMarker.looksLikeMarker))
+      else { return nil }
       slots.append((payload.lowerBound, payload.count))
       return .bytes(RawDataMarker.make(slot: slots.count - 1))
     }
-    let plan: WireRewriter.Plan
+    let plan: Wire.Plan
     do {
       plan = try rewriter.rewriteModel()
-    } catch let e as WireRewriter.MalformedError {
+    } catch let e as Wire.MalformedError {
       throw ModelFileError(
         file: path, "not a valid ONNX protobuf (truncated or corrupt): \(e.reason) at byte \(e.offset)")
     }
-    let structure = plan.materialize(input: file.bytes)
+    let structure = plan.materialize(input: &rewriter.input)
 
     let proto: Onnx_ModelProto
     do {
@@ -64,14 +65,14 @@ public enum ModelLoader {
   }
 }
 
-extension WireRewriter.Plan {
+extension Wire.Plan {
   /// The rewritten bytes in memory (only used for structures with no splices).
-  func materialize(input: UnsafeRawBufferPointer) -> [UInt8] {
+  func materialize<Input: WireInput>(input: inout Input) -> [UInt8] {
     var out: [UInt8] = []
     out.reserveCapacity(length)
     for c in chunks {
       switch c {
-      case .input(let s, let n): out.append(contentsOf: UnsafeRawBufferPointer(rebasing: input[s..<(s + n)]))
+      case .input(let s, let n): out.append(contentsOf: input.bytes(s..<(s + n)))
       case .literal(let s, let n): out.append(contentsOf: literals[s..<(s + n)])
       case .splice: preconditionFailure("splices are written by ModelWriter")
       }

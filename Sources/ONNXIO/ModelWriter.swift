@@ -110,7 +110,7 @@ public enum ModelWriter {
   /// The encoded structure and what to splice into it.
   struct Layout {
     var structure: [UInt8]
-    var plan: WireRewriter.Plan
+    var plan: Wire.Plan
     var splices: [TensorBytes]
     var external: [(offset: Int, bytes: TensorBytes)]
   }
@@ -125,8 +125,9 @@ public enum ModelWriter {
         dataOffset = offset + bytes.count
         return .external(location: dataFile, offset: offset)
       }
-      let isMarkerLike = bytes.withUnsafeBytes(RawDataMarker.looksLikeMarker)
-      return bytes.count >= spliceThreshold || isMarkerLike ? .splice : .inline
+      if bytes.count >= spliceThreshold { return .splice }
+      // A real payload that looks like a marker must not be mistaken for one.
+      return bytes.withUnsafeBytes(RawDataMarker.looksLikeMarker) ? .splice : .inline
     }
     let structure: [UInt8]
     do {
@@ -136,7 +137,7 @@ public enum ModelWriter {
     }
     let splices = exporter.splices
     let plan = try structure.withUnsafeBytes { buffer in
-      var rewriter = WireRewriter(input: buffer) { payload in
+      var rewriter = WireRewriter(input: buffer) { payload, buffer in
         let slot = RawDataMarker.slot(in: UnsafeRawBufferPointer(rebasing: buffer[payload]))
         return slot.map { .splice(id: $0, count: splices[$0].count) }
       }

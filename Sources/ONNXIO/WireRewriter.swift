@@ -1,3 +1,5 @@
+import Foundation
+
 /// Walks ONNX protobuf wire bytes along the only paths that can reach a `TensorProto`
 /// and rewrites the `raw_data` payloads found there, fixing every enclosing length prefix.
 ///
@@ -5,7 +7,7 @@
 /// a structure of a few MB instead of copying every weight); saving uses it the other way,
 /// to expand markers back into the weights, spliced from their mapped source files.
 /// Everything off those paths is copied as opaque byte ranges without being parsed.
-struct WireRewriter {
+enum Wire {
   /// Message types on the paths to `TensorProto` (field numbers from onnx-ml.proto).
   enum MessageKind {
     case model, trainingInfo, graph, node, attribute, function, sparseTensor, tensor
@@ -62,12 +64,23 @@ struct WireRewriter {
     let reason: String
   }
 
-  let input: UnsafeRawBufferPointer
-  let replace: (_ payload: Range<Int>) throws -> Replacement?
-  private var literals: [UInt8] = []
   static let maxDepth = 64
+}
 
-  init(input: UnsafeRawBufferPointer, replace: @escaping (Range<Int>) throws -> Replacement?) {
+/// See `Wire`: rewrites the `raw_data` payloads of one serialized `ModelProto`.
+struct WireRewriter<Input: WireInput> {
+  typealias MessageKind = Wire.MessageKind
+  typealias Replacement = Wire.Replacement
+  typealias Chunk = Wire.Chunk
+  typealias Plan = Wire.Plan
+  typealias MalformedError = Wire.MalformedError
+  var input: Input
+  let replace: (_ payload: Range<Int>, _ input: inout Input) throws -> Replacement?
+  private var literals: [UInt8] = []
+  private var maxDepth: Int { Wire.maxDepth }
+  private var rawDataField: UInt64 { Wire.rawDataField }
+
+  init(input: Input, replace: @escaping (Range<Int>, inout Input) throws -> Replacement?) {
     self.input = input
     self.replace = replace
   }
@@ -85,8 +98,8 @@ struct WireRewriter {
   private mutating func rewrite(_ kind: MessageKind, _ range: Range<Int>, depth: Int) throws -> (
     [Chunk], Int
   )? {
-    guard depth < Self.maxDepth else {
-      throw MalformedError(offset: range.lowerBound, reason: "messages nested deeper than \(Self.maxDepth)")
+    guard depth < maxDepth else {
+      throw MalformedError(offset: range.lowerBound, reason: "messages nested deeper than \(maxDepth)")
     }
     var chunks: [Chunk] = []
     var length = 0
@@ -119,15 +132,15 @@ struct WireRewriter {
         }
         let payload = pos..<(pos + Int(n))
         pos = payload.upperBound
-        if kind == .tensor && field == Self.rawDataField {
-          guard let r = try replace(payload) else { continue }
+        if kind == .tensor && field == rawDataField {
+          guard let r = try replace(payload, &input) else { continue }
           flushRun(to: fieldStart, &chunks, &length)
           changed = true
           switch r {
           case .bytes(let b):
-            appendLiteral(Array(UnsafeRawBufferPointer(rebasing: input[fieldStart..<tagEnd])) + varint(UInt64(b.count)) + b, &chunks, &length)
+            appendLiteral(input.bytes(fieldStart..<tagEnd) + varint(UInt64(b.count)) + b, &chunks, &length)
           case .splice(let id, let count):
-            appendLiteral(Array(UnsafeRawBufferPointer(rebasing: input[fieldStart..<tagEnd])) + varint(UInt64(count)), &chunks, &length)
+            appendLiteral(input.bytes(fieldStart..<tagEnd) + varint(UInt64(count)), &chunks, &length)
             chunks.append(.splice(id: id, count: count))
             length += count
           }
@@ -137,7 +150,7 @@ struct WireRewriter {
         {
           flushRun(to: fieldStart, &chunks, &length)
           changed = true
-          appendLiteral(Array(UnsafeRawBufferPointer(rebasing: input[fieldStart..<tagEnd])) + varint(UInt64(subLength)), &chunks, &length)
+          appendLiteral(input.bytes(fieldStart..<tagEnd) + varint(UInt64(subLength)), &chunks, &length)
           chunks.append(contentsOf: sub)
           length += subLength
           runStart = pos
@@ -159,13 +172,13 @@ struct WireRewriter {
     length += bytes.count
   }
 
-  private func readVarint(_ pos: inout Int, _ end: Int) throws -> UInt64 {
+  private mutating func readVarint(_ pos: inout Int, _ end: Int) throws -> UInt64 {
     var result: UInt64 = 0
     var shift: UInt64 = 0
     let start = pos
     while true {
       guard pos < end else { throw MalformedError(offset: start, reason: "truncated varint") }
-      let b = input[pos]
+      let b = input.byte(at: pos)
       pos += 1
       guard shift < 64 else { throw MalformedError(offset: start, reason: "varint longer than 10 bytes") }
       result |= UInt64(b & 0x7f) << shift
@@ -177,6 +190,68 @@ struct WireRewriter {
   private func skip(_ pos: inout Int, _ n: Int, _ end: Int) throws {
     guard end - pos >= n else { throw MalformedError(offset: pos, reason: "truncated fixed-size field") }
     pos += n
+  }
+}
+
+/// Random access to the bytes being rewritten.
+protocol WireInput {
+  var count: Int { get }
+  mutating func byte(at offset: Int) -> UInt8
+  mutating func bytes(_ range: Range<Int>) -> [UInt8]
+}
+
+extension UnsafeRawBufferPointer: WireInput {
+  func byte(at offset: Int) -> UInt8 { self[offset] }
+  func bytes(_ range: Range<Int>) -> [UInt8] { Array(UnsafeRawBufferPointer(rebasing: self[range])) }
+}
+
+/// Reads a file through a small window with `pread` instead of through its mapping.
+///
+/// Touching a mapped page-cache folio charges the whole folio (up to 2 MiB) to our RSS;
+/// scanning a model's structure through the mapping would touch one beside every weight.
+struct FileWindow: WireInput {
+  let descriptor: Int32
+  let count: Int
+  private var window: [UInt8] = []
+  private var windowStart = 0
+  private static let windowSize = 1 << 16
+
+  init(descriptor: Int32, count: Int) {
+    self.descriptor = descriptor
+    self.count = count
+  }
+
+  mutating func byte(at offset: Int) -> UInt8 {
+    if offset < windowStart || offset >= windowStart + window.count { fill(at: offset) }
+    return window[offset - windowStart]
+  }
+
+  mutating func bytes(_ range: Range<Int>) -> [UInt8] {
+    if range.lowerBound >= windowStart && range.upperBound <= windowStart + window.count {
+      return Array(window[(range.lowerBound - windowStart)..<(range.upperBound - windowStart)])
+    }
+    return Self.read(descriptor, range)
+  }
+
+  private mutating func fill(at offset: Int) {
+    windowStart = offset
+    window = Self.read(descriptor, offset..<min(count, offset + Self.windowSize))
+  }
+
+  /// Reads exactly `range` (callers stay inside the file, whose size was taken at open).
+  static func read(_ fd: Int32, _ range: Range<Int>) -> [UInt8] {
+    [UInt8](unsafeUninitializedCapacity: range.count) { buf, initialized in
+      var done = 0
+      while done < range.count {
+        let n = pread(fd, buf.baseAddress! + done, range.count - done, off_t(range.lowerBound + done))
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        done += n
+      }
+      // A file that shrank under us reads as zeros, which the decoder then rejects.
+      if done < range.count { (buf.baseAddress! + done).initialize(repeating: 0, count: range.count - done) }
+      initialized = range.count
+    }
   }
 }
 
