@@ -236,6 +236,7 @@ final class ProtoExporter {
     return p
   }
 
+  /// The domain is always written, even when empty, as onnx and torch write it.
   func opset(_ o: OpsetImport) -> Onnx_OperatorSetIdProto {
     var p = Onnx_OperatorSetIdProto()
     p.domain = o.domain
