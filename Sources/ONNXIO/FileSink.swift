@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import ONNXGraph
 
@@ -5,63 +6,84 @@ import ONNXGraph
 import Glibc
 #endif
 
-/// A buffered writer to a file descriptor that copies mapped tensor bytes file-to-file
-/// with `copy_file_range` (no trip through user space), falling back to `write` from the
-/// mapping where the kernel or file system cannot.
-struct FileSink {
+/// Writes a file whose layout is known up front: small pieces are gathered and written
+/// in order, while large tensor payloads are copied file-to-file at their final offsets
+/// with `copy_file_range` on every core (no trip through user space), falling back to
+/// `pwrite` from the mapping where the kernel or file system cannot.
+struct LayoutWriter {
   let path: String
   let fd: Int32
-  private var buffer: [UInt8] = []
-  private(set) var written = 0
-  private static let bufferSize = 1 << 20
+  private var pending: [UInt8] = []
+  private var pendingOffset = 0
+  private(set) var size = 0
+  private var copies: [(offset: Int, bytes: TensorBytes)] = []
 
   init(path: String, fd: Int32) {
     self.path = path
     self.fd = fd
-    buffer.reserveCapacity(Self.bufferSize)
   }
 
   struct WriteError: Error { let errno: Int32 }
 
-  mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
-    if buffer.count + bytes.count > Self.bufferSize { try flush() }
-    if bytes.count >= Self.bufferSize {
-      try writeAll(bytes)
-    } else {
-      buffer.append(contentsOf: bytes)
+  /// Appends bytes at the current end.
+  mutating func append(_ bytes: UnsafeRawBufferPointer) throws {
+    if pending.count >= 1 << 20 { try flushPending() }
+    if pending.isEmpty { pendingOffset = size }
+    pending.append(contentsOf: bytes)
+    size += bytes.count
+  }
+
+  mutating func append(_ tensorBytes: TensorBytes) throws {
+    try append(tensorBytes, at: size)
+  }
+
+  /// Places tensor bytes at `offset` (at or past the end; a gap reads as zeros).
+  mutating func append(_ tensorBytes: TensorBytes, at offset: Int) throws {
+    precondition(offset >= size)
+    if tensorBytes.count < 1 << 16 && offset == size {
+      try tensorBytes.withUnsafeBytes { try append($0) }
+      return
     }
-    written += bytes.count
+    try flushPending()
+    copies.append((offset, tensorBytes))
+    size = offset + tensorBytes.count
   }
 
-  mutating func write(_ bytes: [UInt8]) throws {
-    try bytes.withUnsafeBytes { try write($0) }
-  }
-
-  mutating func writeZeros(_ n: Int) throws {
-    try write([UInt8](repeating: 0, count: n))
-  }
-
-  mutating func write(_ tensorBytes: TensorBytes) throws {
-    if let (file, offset) = tensorBytes.mappedSource, tensorBytes.count >= 1 << 16 {
-      try flush()
-      if try copyFileRange(from: file.descriptor, offset: offset, count: tensorBytes.count) {
-        written += tensorBytes.count
-        return
-      }
+  /// Writes everything out; the file then has exactly `size` bytes.
+  mutating func finish() throws {
+    try flushPending()
+    guard ftruncate(fd, off_t(size)) == 0 else { throw WriteError(errno: errno) }
+    let copies = self.copies
+    let fd = self.fd
+    let failure = FirstError()
+    // Largest first so the cores finish together.
+    let order = copies.indices.sorted { copies[$0].bytes.count > copies[$1].bytes.count }
+    DispatchQueue.concurrentPerform(iterations: order.count) { i in
+      let (offset, bytes) = copies[order[i]]
+      do { try Self.copy(bytes, to: fd, at: offset) } catch { failure.record(error) }
     }
-    try tensorBytes.withUnsafeBytes { try write($0) }
+    if let e = failure.error { throw e }
   }
 
-  mutating func flush() throws {
-    guard !buffer.isEmpty else { return }
-    try buffer.withUnsafeBytes { try writeAll($0) }
-    buffer.removeAll(keepingCapacity: true)
+  private mutating func flushPending() throws {
+    guard !pending.isEmpty else { return }
+    try pending.withUnsafeBytes { try Self.pwriteAll(fd, $0, at: pendingOffset) }
+    pending.removeAll(keepingCapacity: true)
   }
 
-  private func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
+  private static func copy(_ bytes: TensorBytes, to fd: Int32, at offset: Int) throws {
+    if let (file, source) = bytes.mappedSource,
+      try copyFileRange(from: file.descriptor, at: source, to: fd, at: offset, count: bytes.count)
+    {
+      return
+    }
+    try bytes.withUnsafeBytes { try pwriteAll(fd, $0, at: offset) }
+  }
+
+  private static func pwriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
     var done = 0
     while done < bytes.count {
-      let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+      let n = pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset + done))
       if n < 0 {
         if errno == EINTR { continue }
         throw WriteError(errno: errno)
@@ -71,12 +93,15 @@ struct FileSink {
   }
 
   /// false when copy_file_range is unavailable for these files (nothing was written then).
-  private func copyFileRange(from source: Int32, offset: Int, count: Int) throws -> Bool {
-    guard let copy = Self.copyFileRangeFunction else { return false }
-    var off = Int64(offset)
+  private static func copyFileRange(
+    from source: Int32, at sourceOffset: Int, to fd: Int32, at offset: Int, count: Int
+  ) throws -> Bool {
+    guard let copy = copyFileRangeFunction else { return false }
+    var src = Int64(sourceOffset)
+    var dst = Int64(offset)
     var left = count
     while left > 0 {
-      let n = copy(source, &off, fd, nil, left, 0)
+      let n = copy(source, &src, fd, &dst, left, 0)
       if n < 0 {
         let e = errno
         if e == EINTR { continue }
@@ -100,12 +125,24 @@ struct FileSink {
   }()
 }
 
+/// The first error of several concurrent copies.
+private final class FirstError: @unchecked Sendable {
+  private let lock = NSLock()
+  private(set) var error: Error?
+  func record(_ e: Error) {
+    lock.lock()
+    if error == nil { error = e }
+    lock.unlock()
+  }
+}
+
 /// A file written under a temporary name in its destination folder and renamed into place
 /// only when complete, so a failed save never leaves a partial output.
 final class AtomicFile {
   let finalPath: String
   let tempPath: String
   let fd: Int32
+  private var closed = false
   private var committed = false
 
   init(path: String) throws {
@@ -124,7 +161,10 @@ final class AtomicFile {
   }
 
   func commit() throws {
-    guard close(fd) == 0 else { throw ModelFileError(file: finalPath, "cannot finish writing: \(String(cString: strerror(errno)))") }
+    closed = true
+    guard close(fd) == 0 else {
+      throw ModelFileError(file: finalPath, "cannot finish writing: \(String(cString: strerror(errno)))")
+    }
     guard rename(tempPath, finalPath) == 0 else {
       throw ModelFileError(file: finalPath, "cannot rename into place: \(String(cString: strerror(errno)))")
     }
@@ -132,9 +172,7 @@ final class AtomicFile {
   }
 
   deinit {
-    if !committed {
-      close(fd)
-      unlink(tempPath)
-    }
+    if !closed { close(fd) }
+    if !committed { unlink(tempPath) }
   }
 }

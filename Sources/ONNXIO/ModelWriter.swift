@@ -66,43 +66,40 @@ public enum ModelWriter {
       let dataPath = ((path as NSString).deletingLastPathComponent as NSString)
         .appendingPathComponent(dataName)
       let f = try AtomicFile(path: dataPath)
-      var sink = FileSink(path: dataPath, fd: f.fd)
+      var writer = LayoutWriter(path: dataPath, fd: f.fd)
       do {
-        for (offset, bytes) in layout.external {
-          if offset > sink.written { try sink.writeZeros(offset - sink.written) }
-          try sink.write(bytes)
-        }
-        try sink.flush()
-      } catch let e as FileSink.WriteError {
+        for (offset, bytes) in layout.external { try writer.append(bytes, at: offset) }
+        try writer.finish()
+      } catch let e as LayoutWriter.WriteError {
         throw ModelFileError(file: dataPath, "write failed: \(String(cString: strerror(e.errno)))")
       }
-      dataBytes = sink.written
+      dataBytes = writer.size
       dataFile = f
     }
 
     let out = try AtomicFile(path: path)
-    var sink = FileSink(path: path, fd: out.fd)
+    var writer = LayoutWriter(path: path, fd: out.fd)
     do {
       try layout.structure.withUnsafeBytes { structure in
         for chunk in layout.plan.chunks {
           switch chunk {
           case .input(let s, let n):
-            try sink.write(UnsafeRawBufferPointer(rebasing: structure[s..<(s + n)]))
+            try writer.append(UnsafeRawBufferPointer(rebasing: structure[s..<(s + n)]))
           case .literal(let s, let n):
-            try layout.plan.literals[s..<(s + n)].withUnsafeBytes { try sink.write($0) }
+            try layout.plan.literals[s..<(s + n)].withUnsafeBytes { try writer.append($0) }
           case .splice(let id, _):
-            try sink.write(layout.splices[id])
+            try writer.append(layout.splices[id])
           }
         }
       }
-      try sink.flush()
-    } catch let e as FileSink.WriteError {
+      try writer.finish()
+    } catch let e as LayoutWriter.WriteError {
       throw ModelFileError(file: path, "write failed: \(String(cString: strerror(e.errno)))")
     }
     try dataFile?.commit()
     try out.commit()
     return SaveReport(
-      modelBytes: sink.written,
+      modelBytes: writer.size,
       externalData: dataFile == nil ? nil : (dataName!, dataBytes),
       switchedToExternalData: switched)
   }
