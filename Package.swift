@@ -8,6 +8,7 @@ let package = Package(
   products: [
     .library(name: "ONNXGraph", targets: ["ONNXGraph"]),
     .library(name: "ONNXIO", targets: ["ONNXIO"]),
+    .library(name: "Evaluation", targets: ["Evaluation"]),
     .library(name: "Passes", targets: ["Passes"]),
     .executable(name: "onnx-rewrite", targets: ["onnx-rewrite"]),
   ],
@@ -34,8 +35,10 @@ let package = Package(
         "ONNXGraph", "ONNXProto",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ]),
+    // Shape inference and the native constant evaluator (one rule per op: infer + evaluate).
+    .target(name: "Evaluation", dependencies: ["ONNXGraph"]),
     // Graph passes and their registry.
-    .target(name: "Passes", dependencies: ["ONNXGraph"]),
+    .target(name: "Passes", dependencies: ["ONNXGraph", "Evaluation"]),
     .executableTarget(
       name: "onnx-rewrite",
       dependencies: [

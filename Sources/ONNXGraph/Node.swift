@@ -27,6 +27,11 @@ public final class Node {
   var next: Node?
   weak var prev: Node?
 
+  /// The node before this one in its graph.
+  public var previous: Node? { prev }
+  /// The node after this one in its graph.
+  public var following: Node? { next }
+
   public init(
     _ opType: String, domain: String = "", name: String = "", inputs: [Value?],
     outputs: [Value], attributes: [Attribute] = []

@@ -1,0 +1,5 @@
+import ONNXGraph
+
+// Linear algebra and other tensor operators.
+// Immutable after initialisation; OpRule holds plain closures.
+nonisolated(unsafe) let tensorRules: [String: OpRule] = [:]
