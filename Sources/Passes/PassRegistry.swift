@@ -6,17 +6,38 @@ public struct PassResult: Sendable {
   public init(modified: Bool) { self.modified = modified }
 }
 
-/// A whole-graph transformation with a stable kebab-case name.
-public protocol GraphPass: Sendable {
+/// Settings passes read; each pass uses the ones that concern it.
+public struct PassOptions {
+  /// `--input-shape name=1,128`: full shapes for graph inputs.
+  public var inputShapes: [String: [Int]] = [:]
+  /// `--dim name=128`: values for symbolic dimensions, wherever they appear.
+  public var dimBindings: [String: Int] = [:]
+  /// `--fold-limit`: the largest tensor constant folding may create.
+  public var foldLimitBytes = 16 << 20
+  /// `--strict`: what a pass would only report becomes an error.
+  public var strict = false
+  /// Receives one line per remark (`--pass` reports go to stderr in the CLI).
+  public var report: (String) -> Void = { _ in }
+  public init() {}
+}
+
+/// A whole-model transformation with a stable kebab-case name.
+public protocol GraphPass {
   static var name: String { get }
   static var summary: String { get }
   init()
-  func run(on model: Model) throws -> PassResult
+  func run(on model: Model, options: PassOptions) throws -> PassResult
 }
 
 /// The passes `--pass NAME` can name, in the order `onnx-rewrite passes` lists them.
 public enum PassRegistry {
-  public static let all: [any GraphPass.Type] = []
+  nonisolated(unsafe) public static let all: [any GraphPass.Type] = [
+    StaticShapes.self,
+    FoldConstants.self,
+    DeadCodeElimination.self,
+    EliminateIdentity.self,
+    DedupeConstants.self,
+  ]
 
   public static func pass(named name: String) -> (any GraphPass.Type)? {
     all.first { $0.name == name }
@@ -34,4 +55,9 @@ public struct PassError: Error, CustomStringConvertible {
     self.reason = reason
   }
   public var description: String { "\(location): \(pass): \(reason)" }
+}
+
+extension Node {
+  /// How remarks and errors name a node: its name, else its first output.
+  public var displayName: String { name.isEmpty ? (outputs.first?.name ?? opType) : name }
 }

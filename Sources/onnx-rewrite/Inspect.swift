@@ -14,7 +14,7 @@ struct Inspect: ParsableCommand {
   var json = false
 
   func run() throws {
-    try reportingErrors {
+    try reportingErrors(file: input) {
       let model = try ModelLoader.load(path: input)
       let s = ModelSummary(model, modelPath: input)
       print(json ? try jsonText(s) : text(s), terminator: "")

@@ -18,15 +18,16 @@ struct OnnxRewrite: ParsableCommand {
     defaultSubcommand: Rewrite.self)
 }
 
-/// Runs a command body, turning model file errors into one `error:` line and exit code 1.
-func reportingErrors(_ body: () throws -> Void) throws {
+/// Runs a command body, turning model and pass errors into one `error:` line (naming the
+/// file, the node and the reason) and exit code 1.
+func reportingErrors(file: String, _ body: () throws -> Void) throws {
   do {
     try body()
   } catch let e as ModelFileError {
     FileHandle.standardError.write(Data("error: \(e)\n".utf8))
     throw ExitCode(1)
   } catch let e as PassError {
-    FileHandle.standardError.write(Data("error: \(e)\n".utf8))
+    FileHandle.standardError.write(Data("error: \(file): \(e)\n".utf8))
     throw ExitCode(1)
   }
 }

@@ -17,7 +17,7 @@ struct Print: ParsableCommand {
   var elideAbove = 32
 
   func run() throws {
-    try reportingErrors {
+    try reportingErrors(file: input) {
       let model = try ModelLoader.load(path: input)
       print(ModelText.render(model, elideTensorsAbove: full ? nil : elideAbove), terminator: "")
     }

@@ -27,25 +27,94 @@ struct Rewrite: ParsableCommand {
   @Option(name: .customLong("external-data-name"), help: .hidden)
   var externalDataName: String? = nil
 
+  @Option(
+    name: .customLong("input-shape"),
+    help: ArgumentHelp("Bind a graph input's shape, e.g. input_ids=1,128 (static-shape).", valueName: "name=d0,d1,..."))
+  var inputShapes: [String] = []
+
+  @Option(
+    name: .customLong("dim"),
+    help: ArgumentHelp("Bind a symbolic dimension by name, e.g. sequence_length=128 (static-shape).", valueName: "name=value"))
+  var dims: [String] = []
+
+  @Option(
+    name: .customLong("fold-limit"),
+    help: ArgumentHelp("Largest tensor constant folding may create (bytes; KiB/MiB/GiB suffixes).", valueName: "bytes"))
+  var foldLimit: String = "16MiB"
+
+  @Flag(help: "Make what passes would only report (a dynamic shape left, an op they cannot handle) an error.")
+  var strict = false
+
   func validate() throws {
+    _ = try passOptions()
     if let bad = passes.first(where: { PassRegistry.pass(named: $0) == nil }) {
       throw ValidationError("Unknown pass '\(bad)'. See 'onnx-rewrite passes' for the list.")
     }
   }
 
   func run() throws {
-    try reportingErrors {
+    try reportingErrors(file: input) {
       let model = try ModelLoader.load(path: input)
+      var options = try passOptions()
+      options.report = { note("\(input): \($0)") }
       for name in passes {
         let pass = PassRegistry.pass(named: name)!
-        _ = try pass.init().run(on: model)
+        _ = try pass.init().run(on: model, options: options)
       }
-      var options = SaveOptions()
-      if externalData || externalDataName != nil { options.externalData = .file(externalDataName) }
-      let report = try ModelWriter.save(model, to: output, options: options)
+      var saveOptions = SaveOptions()
+      if externalData || externalDataName != nil { saveOptions.externalData = .file(externalDataName) }
+      let report = try ModelWriter.save(model, to: output, options: saveOptions)
       if report.switchedToExternalData, let data = report.externalData {
         note("\(output): over protobuf's 2 GB limit as one file; weights written to '\(data.name)'")
       }
     }
   }
+}
+
+extension Rewrite {
+  /// The pass settings from the command line; malformed values are usage errors.
+  func passOptions() throws -> PassOptions {
+    var o = PassOptions()
+    o.strict = strict
+    for spec in inputShapes {
+      let (name, value) = try split(spec, option: "--input-shape", example: "input_ids=1,128")
+      let dims = value.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+      guard !value.isEmpty, dims.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+        throw ValidationError("--input-shape \(spec): the shape must be non-negative integers separated by commas, e.g. \(name)=1,128.")
+      }
+      guard o.inputShapes[name] == nil else { throw ValidationError("--input-shape names '\(name)' twice.") }
+      o.inputShapes[name] = dims.map { $0! }
+    }
+    for spec in dims {
+      let (name, value) = try split(spec, option: "--dim", example: "sequence_length=128")
+      guard let v = Int(value), v >= 0 else {
+        throw ValidationError("--dim \(spec): the value must be a non-negative integer, e.g. \(name)=128.")
+      }
+      o.dimBindings[name] = v
+    }
+    guard let limit = parseBytes(foldLimit) else {
+      throw ValidationError("--fold-limit \(foldLimit): give a byte count such as 16777216, 64KiB, 16MiB or 1GiB.")
+    }
+    o.foldLimitBytes = limit
+    return o
+  }
+
+  private func split(_ spec: String, option: String, example: String) throws -> (String, String) {
+    guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex else {
+      throw ValidationError("\(option) \(spec): expected NAME=VALUE, e.g. \(option) \(example).")
+    }
+    return (String(spec[..<eq]), String(spec[spec.index(after: eq)...]))
+  }
+}
+
+/// "1048576", "64KiB", "16MiB", "1GiB" (also KB/MB/GB as powers of 1000).
+func parseBytes(_ s: String) -> Int? {
+  let units: [(String, Int)] = [
+    ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1000), ("MB", 1_000_000), ("GB", 1_000_000_000),
+    ("B", 1),
+  ]
+  for (suffix, scale) in units where s.hasSuffix(suffix) {
+    return Int(s.dropLast(suffix.count)).flatMap { $0 >= 0 ? $0 * scale : nil }
+  }
+  return Int(s).flatMap { $0 >= 0 ? $0 : nil }
 }
