@@ -4,9 +4,21 @@ import Foundation
 public struct OpsetImport: Hashable, Sendable {
   public var domain: String
   public var version: Int64
+  /// Whether an empty domain is written out explicitly (onnx does; TorchScript exports
+  /// leave it unset). Only the file's bytes depend on it, so equality ignores it.
+  public var writesEmptyDomain = true
+
   public init(_ domain: String, _ version: Int64) {
     self.domain = domain
     self.version = version
+  }
+
+  public static func == (a: OpsetImport, b: OpsetImport) -> Bool {
+    a.domain == b.domain && a.version == b.version
+  }
+  public func hash(into h: inout Hasher) {
+    h.combine(domain)
+    h.combine(version)
   }
 }
 

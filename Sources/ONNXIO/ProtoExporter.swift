@@ -236,10 +236,9 @@ final class ProtoExporter {
     return p
   }
 
-  /// The domain is always written, even when empty, as onnx and torch write it.
   func opset(_ o: OpsetImport) -> Onnx_OperatorSetIdProto {
     var p = Onnx_OperatorSetIdProto()
-    p.domain = o.domain
+    if !o.domain.isEmpty || o.writesEmptyDomain { p.domain = o.domain }
     p.version = o.version
     return p
   }

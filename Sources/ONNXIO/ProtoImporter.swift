@@ -225,6 +225,7 @@ struct ProtoImporter {
     t.metadataProps = p.metadataProps.map(entry)
     t.preservedFields = try preserved(p, Onnx_TensorProto()) { rest in
       if p.hasName && p.name.isEmpty { rest.name = "" }
+      if p.hasDataLocation && p.dataLocation == .default { rest.dataLocation = .default }
       if p.hasDocString && p.docString.isEmpty { rest.docString = "" }
     }
     return t
@@ -303,6 +304,10 @@ struct ProtoImporter {
     return rest == empty ? Data() : try rest.serializedBytes()
   }
 
-  func opset(_ p: Onnx_OperatorSetIdProto) -> OpsetImport { OpsetImport(p.domain, p.version) }
+  func opset(_ p: Onnx_OperatorSetIdProto) -> OpsetImport {
+    var o = OpsetImport(p.domain, p.version)
+    o.writesEmptyDomain = p.hasDomain
+    return o
+  }
   func entry(_ p: Onnx_StringStringEntryProto) -> MetadataEntry { MetadataEntry(p.key, p.value) }
 }

@@ -103,7 +103,6 @@ final class RoundTripTests: XCTestCase {
     model.irVersion = 9
     model.graph = g
     var opset = Onnx_OperatorSetIdProto()
-    opset.domain = ""  // always written, as onnx does
     opset.version = 20
     model.opsetImport = [opset]
     let original = try model.serializedData() + Data([0xC0, 0x3E, 0x01])  // unknown top-level field
