@@ -54,5 +54,7 @@ let package = Package(
     .testTarget(
       name: "ONNXIOTests",
       dependencies: ["ONNXIO", "ONNXGraph", "ONNXProto"]),
+    .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ONNXGraph"]),
+    .testTarget(name: "PassesTests", dependencies: ["Passes", "Evaluation", "ONNXGraph"]),
   ]
 )

@@ -6,7 +6,7 @@ test's expected outputs, or leave the node alone (an op or type the evaluator do
 not handle). A fold with a wrong value fails the test. Per-op counts are printed and,
 with ONNX_REWRITE_RECORD_REPORTS=1, written to Tests/Reports/constant-folding.md.
 
-    ONNX_REWRITE_BIN=.build/debug/onnx-rewrite pytest Tests/python/test_constant_folding.py -q [-k Op]
+    ONNX_REWRITE_BIN=.build/debug/onnx-rewrite pytest Tests/python/test_constant_folding.py -q   # ONNX_REWRITE_FOLD_FILTER=Op narrows it
 """
 import collections
 import os
@@ -89,8 +89,8 @@ def op_of(case):
     return ops.pop() if len(ops) == 1 else "(multi-node)"
 
 
-def test_constant_folding_matches_node_tests(request):
-    k = request.config.getoption("-k") or ""
+def test_constant_folding_matches_node_tests():
+    k = os.environ.get("ONNX_REWRITE_FOLD_FILTER", "")
     cases = [c for c in collect_testcases() if c.kind == "node" and c.data_sets]
     if k:
         cases = [c for c in cases if k.lower() in c.name.lower() or k == op_of(c)]
