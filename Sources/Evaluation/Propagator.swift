@@ -63,7 +63,7 @@ public final class Propagator {
     let present = node.inputs.compactMap { $0 }
     let allConstant = present.allSatisfy(isConstant)
     let constants = node.inputs.map { v -> HostTensor? in v.flatMap(constant) }
-    let ctx = OpContext(node: node, opset: opset, inputTypes: node.inputs.map { $0?.type }, constants: constants)
+    let ctx = OpContext(node: node, opset: opset, inputTypes: node.inputs.map { $0.flatMap(typeOf) }, constants: constants)
     do {
       if options.fold, !Self.neverFolded.contains(node.opType) {
         if let outputs = try foldedValues(node, ctx, rule, allConstant: allConstant) {
@@ -140,6 +140,11 @@ public final class Propagator {
       return HostTensor(t.dataType, [1], .int([v.first ?? 0]))
     default: return nil
     }
+  }
+
+  /// A value's type; initializers carry none in the file, so it comes from their tensor.
+  private func typeOf(_ v: Value) -> TypeInfo? {
+    v.type ?? v.constValue.map { TypeInfo(.tensor($0.dataType, Shape(static: $0.dims))) }
   }
 
   private func isConstant(_ v: Value) -> Bool {

@@ -36,6 +36,7 @@ public enum PassRegistry {
     FoldConstants.self,
     DeadCodeElimination.self,
     EliminateIdentity.self,
+    EliminateNoOps.self,
     DedupeConstants.self,
   ]
 

@@ -20,6 +20,9 @@ public struct StaticShapes: GraphPass {
     try bindInputs(g, options)
     _ = try EliminateIdentity().run(on: model, options: options)
     let stats = try FoldConstants().fold(model, options: options)
+    // Folding made types known: Casts and layout ops that turned out to be no-ops go now.
+    _ = try EliminateIdentity().run(on: model, options: options)
+    _ = try EliminateNoOps().run(on: model, options: options)
     _ = try DedupeConstants().run(on: model, options: options)
     DeadCodeElimination().sweep(g, keepInitializers: false)
     recordValueInfo(g)
