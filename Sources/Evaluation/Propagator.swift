@@ -62,7 +62,10 @@ public final class Propagator {
     let opset = Int(model.opsetVersion(for: node.domain) ?? 0)
     let present = node.inputs.compactMap { $0 }
     let allConstant = present.allSatisfy(isConstant)
-    let constants = node.inputs.map { v -> HostTensor? in v.flatMap(constant) }
+    // Inference only needs small operands (shapes, axes, indices); weights are decoded
+    // only when the node itself will be folded, so they are never paged in otherwise.
+    let limit = allConstant ? options.foldLimitBytes : Self.inferenceOperandLimit
+    let constants = node.inputs.map { v -> HostTensor? in v.flatMap { constant($0, upTo: limit) } }
     let ctx = OpContext(node: node, opset: opset, inputTypes: node.inputs.map { $0.flatMap(typeOf) }, constants: constants)
     do {
       if options.fold, !Self.neverFolded.contains(node.opType) {
@@ -151,14 +154,18 @@ public final class Propagator {
     v.constValue != nil && !overridable.contains(ObjectIdentifier(v))
   }
 
-  private func constant(_ v: Value) -> HostTensor? {
+  /// Constant operands larger than this are not decoded for inference alone.
+  static let inferenceOperandLimit = 64 << 10
+
+  private func constant(_ v: Value, upTo limit: Int) -> HostTensor? {
     guard isConstant(v) else { return nil }
     let key = ObjectIdentifier(v)
     if let d = decoded[key] { return d }
-    guard let t = v.constValue, HostTensor.supports(t.dataType),
-      t.byteCount <= options.foldLimitBytes, let h = try? HostTensor(t)
+    guard let t = v.constValue, HostTensor.supports(t.dataType), t.byteCount <= limit,
+      let h = try? HostTensor(t)
     else { return nil }
-    decoded[key] = h
+    // Keep small decoded constants for later readers; a folded weight is read once.
+    if t.byteCount <= Self.inferenceOperandLimit { decoded[key] = h }
     return h
   }
 
