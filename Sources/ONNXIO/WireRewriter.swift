@@ -64,7 +64,8 @@ enum Wire {
     let reason: String
   }
 
-  static let maxDepth = 64
+  /// Protobuf's own default recursion limit.
+  static let maxDepth = 100
 }
 
 /// See `Wire`: rewrites the `raw_data` payloads of one serialized `ModelProto`.
@@ -119,7 +120,9 @@ struct WireRewriter<Input: WireInput> {
       let fieldStart = pos
       let key = try readVarint(&pos, end)
       let field = key >> 3
-      guard field != 0 else { throw MalformedError(offset: fieldStart, reason: "field number 0") }
+      guard field != 0, field <= 0x1FFF_FFFF else {
+        throw MalformedError(offset: fieldStart, reason: "invalid field number \(field)")
+      }
       switch key & 7 {
       case 0: _ = try readVarint(&pos, end)
       case 1: try skip(&pos, 8, end)
