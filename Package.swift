@@ -55,6 +55,6 @@ let package = Package(
       name: "ONNXIOTests",
       dependencies: ["ONNXIO", "ONNXGraph", "ONNXProto"]),
     .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ONNXGraph"]),
-    .testTarget(name: "PassesTests", dependencies: ["Passes", "Evaluation", "ONNXGraph"]),
+    .testTarget(name: "PassesTests", dependencies: ["Passes", "Evaluation", "ONNXGraph", "ONNXIO"]),
   ]
 )

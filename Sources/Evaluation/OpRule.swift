@@ -92,7 +92,7 @@ public enum OpRules {
 
   nonisolated(unsafe) static let table: [String: OpRule] = {
     var t: [String: OpRule] = [:]
-    for family in [elementwiseRules, shapeRules, reductionRules, tensorRules] {
+    for family in [elementwiseRules, shapeRules, reductionRules, tensorRules, controlFlowRules] {
       t.merge(family) { a, _ in a }
     }
     return t

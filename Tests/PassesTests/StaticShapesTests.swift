@@ -131,3 +131,28 @@ final class StaticShapesTests: XCTestCase {
     XCTAssertTrue(g.outputs[0] === neg.outputs[0])
   }
 }
+
+final class ControlFlowInferenceTests: XCTestCase {
+  func testIfOutputsAgreeOnWhatBothBranchesGive() throws {
+    let x = Value(name: "x", type: .tensor(.float, ["batch", 4]))
+    let c = Value(name: "c", type: .tensor(.bool, []))
+    let g = Graph(name: "g", inputs: [x, c])
+    func branch(_ op: String) -> Graph {
+      let b = Graph(name: op)
+      let n = Node(op, inputs: [x], outputNames: [op.lowercased()])
+      b.append(n)
+      b.outputs = [n.outputs[0]]
+      return b
+    }
+    let ifNode = Node(
+      "If", inputs: [c], outputNames: ["y"],
+      attributes: [Attribute("then_branch", .graph(branch("Relu"))), Attribute("else_branch", .graph(branch("Neg")))])
+    g.append(ifNode)
+    g.outputs = [ifNode.outputs[0]]
+    let m = Model(irVersion: 8, opsetImports: [OpsetImport("", 17)], graph: g)
+    var o = PassOptions()
+    o.dimBindings = ["batch": 3]
+    _ = try StaticShapes().run(on: m, options: o)
+    XCTAssertEqual(g.outputs[0].type, .tensor(.float, Shape(static: [3, 4])))
+  }
+}
