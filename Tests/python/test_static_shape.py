@@ -102,3 +102,58 @@ def teardown_module(module):  # noqa: ARG001 - pytest hook
                          f"{r.get('onnxsim', '')} | {r.get('max_abs_diff', '')} |")
         support.REPORTS_DIR.mkdir(parents=True, exist_ok=True)
         (support.REPORTS_DIR / "static-shape.md").write_text("\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# Golden files: the printed result of static-shape on a few small fixtures. They change only
+# on request: ONNX_REWRITE_RECORD=failed rewrites those that differ, =all rewrites every one.
+
+GOLDEN_DIR = support.REPO_ROOT / "Tests" / "Goldens" / "static-shape"
+GOLDEN_FIXTURES = ["llama-ts", "gptbigcode-ts", "falcon-dynamo"]
+
+
+@pytest.mark.parametrize("name", GOLDEN_FIXTURES)
+def test_static_shape_matches_its_golden_file(name: str, tmp_path: Path):
+    import os
+
+    fixture = support.FIXTURES_DIR / name
+    feed = dict(np.load(fixture / "inputs.npz"))
+    out = tmp_path / "static.onnx"
+    args = bind_args(feed)
+    proc = support.run_cli("--pass", "static-shape", *args, fixture / "model.onnx", "-o", out)
+    assert proc.returncode == 0, support.describe(proc)
+    printed = support.run_cli("print", out)
+    assert printed.returncode == 0, support.describe(printed)
+    text = (f"# onnx-rewrite --pass static-shape {' '.join(args)} Fixtures/{name}/model.onnx\n"
+            "# Recorded with ONNX_REWRITE_RECORD=failed Scripts/test -k golden; read the diff before committing.\n"
+            + printed.stdout)
+    golden = GOLDEN_DIR / f"{name}.onnxtxt"
+    mode = os.environ.get("ONNX_REWRITE_RECORD", "never")
+    if mode == "all" or (mode == "failed" and (not golden.exists() or golden.read_text() != text)):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+        return
+    assert golden.exists(), (f"missing golden file {golden.relative_to(support.REPO_ROOT)}; "
+                              "record it with ONNX_REWRITE_RECORD=failed Scripts/test -k golden")
+    expected = golden.read_text()
+    if expected != text:
+        import difflib
+        diff = "".join(list(difflib.unified_diff(expected.splitlines(True), text.splitlines(True),
+                                                 "golden", "now"))[:60])
+        pytest.fail(f"{golden.relative_to(support.REPO_ROOT)} differs (ONNX_REWRITE_RECORD=failed to accept):\n{diff}")
+
+
+def test_static_shape_rejects_bad_bindings_with_a_clear_error(tmp_path: Path):
+    model = support.FIXTURES_DIR / "llama-ts" / "model.onnx"
+    cases = [
+        (["--input-shape", "input_ids=1,x"], "non-negative integers"),
+        (["--input-shape", "nope=1,8"], "nope: static-shape: not a graph input"),
+        (["--dim", "seq=8"], "no input has a dimension named 'seq'"),
+        (["--input-shape", "input_ids=1,8,3"], "gives rank 3"),
+    ]
+    for extra, fragment in cases:
+        out = tmp_path / "out.onnx"
+        proc = support.run_cli("--pass", "static-shape", *extra, model, "-o", out)
+        assert proc.returncode != 0 and proc.returncode < 128, support.describe(proc)
+        assert fragment in proc.stderr, support.describe(proc)
+        assert not out.exists(), f"{out} written despite the error"
