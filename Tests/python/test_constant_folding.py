@@ -40,6 +40,10 @@ def constant_model(case):
     if len(g.input) != len(inputs):
         return None, None
     for vi, value in zip(list(g.input), inputs):
+        if isinstance(value, np.generic):  # Range and friends take numpy scalars
+            value = np.asarray(value)
+        if isinstance(value, onnx.TensorProto):
+            value = numpy_helper.to_array(value)
         if not isinstance(value, np.ndarray) or vi.type.WhichOneof("value") != "tensor_type":
             return None, None
         if vi.type.tensor_type.elem_type not in FOLDABLE:
@@ -55,6 +59,9 @@ TOLERANCE = {np.dtype(np.float16): (4e-3, 1e-3), np.dtype(np.float32): (1e-4, 1e
 
 
 def compare(got, want):
+    if isinstance(want, onnx.TensorProto):
+        want = numpy_helper.to_array(want)
+    want = np.asarray(want)
     if want.dtype == object or want.dtype.kind in "biuSU":
         np.testing.assert_array_equal(got, want)
     else:
