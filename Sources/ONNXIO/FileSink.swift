@@ -41,7 +41,14 @@ struct LayoutWriter {
   mutating func append(_ tensorBytes: TensorBytes, at offset: Int) throws {
     precondition(offset >= size)
     if tensorBytes.count < 1 << 16 && offset == size {
-      try tensorBytes.withUnsafeBytes { try append($0) }
+      // Small mapped tensors are read with pread, not through the mapping: touching the
+      // mapping would charge a whole page-cache folio (up to 2 MiB) to RSS per tensor.
+      if let (file, source) = tensorBytes.mappedSource {
+        let bytes = FileWindow.read(file.descriptor, source..<(source + tensorBytes.count))
+        try bytes.withUnsafeBytes { try append($0) }
+      } else {
+        try tensorBytes.withUnsafeBytes { try append($0) }
+      }
       return
     }
     try flushPending()
@@ -72,12 +79,20 @@ struct LayoutWriter {
   }
 
   private static func copy(_ bytes: TensorBytes, to fd: Int32, at offset: Int) throws {
-    if let (file, source) = bytes.mappedSource,
-      try copyFileRange(from: file.descriptor, at: source, to: fd, at: offset, count: bytes.count)
-    {
-      return
+    guard let (file, source) = bytes.mappedSource else {
+      return try bytes.withUnsafeBytes { try pwriteAll(fd, $0, at: offset) }
     }
-    try bytes.withUnsafeBytes { try pwriteAll(fd, $0, at: offset) }
+    if try copyFileRange(from: file.descriptor, at: source, to: fd, at: offset, count: bytes.count) { return }
+    // Across file systems: copy through a small buffer rather than the mapping, so the
+    // source's page-cache folios are not charged to our RSS.
+    let chunk = 4 << 20
+    var done = 0
+    while done < bytes.count {
+      let n = min(chunk, bytes.count - done)
+      let buffer = FileWindow.read(file.descriptor, (source + done)..<(source + done + n))
+      try buffer.withUnsafeBytes { try pwriteAll(fd, $0, at: offset + done) }
+      done += n
+    }
   }
 
   private static func pwriteAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int) throws {
