@@ -9,6 +9,7 @@ let package = Package(
     .library(name: "ONNXGraph", targets: ["ONNXGraph"]),
     .library(name: "ONNXIO", targets: ["ONNXIO"]),
     .library(name: "Evaluation", targets: ["Evaluation"]),
+    .library(name: "Rewrite", targets: ["Rewrite"]),
     .library(name: "Passes", targets: ["Passes"]),
     .executable(name: "onnx-rewrite", targets: ["onnx-rewrite"]),
   ],
@@ -37,8 +38,14 @@ let package = Package(
       ]),
     // Shape inference and the native constant evaluator (one rule per op: infer + evaluate).
     .target(name: "Evaluation", dependencies: ["ONNXGraph"]),
+    // The declarative rewrite engine: rule-file parser, matcher, worklist driver.
+    .target(name: "Rewrite", dependencies: ["ONNXGraph", "Evaluation"]),
+    // The rule files of Rewrites/, shipped as resources (one `.copy` per area folder).
+    .target(
+      name: "RewriteRules", path: "Rewrites", exclude: ["README.md"],
+      sources: ["RewriteRules.swift"], resources: [.copy("generic")]),
     // Graph passes and their registry.
-    .target(name: "Passes", dependencies: ["ONNXGraph", "Evaluation"]),
+    .target(name: "Passes", dependencies: ["ONNXGraph", "Evaluation", "Rewrite", "RewriteRules"]),
     .executableTarget(
       name: "onnx-rewrite",
       dependencies: [
@@ -56,5 +63,6 @@ let package = Package(
       dependencies: ["ONNXIO", "ONNXGraph", "ONNXProto"]),
     .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ONNXGraph"]),
     .testTarget(name: "PassesTests", dependencies: ["Passes", "Evaluation", "ONNXGraph", "ONNXIO"]),
+    .testTarget(name: "RewriteTests", dependencies: ["Rewrite", "Evaluation", "ONNXGraph"]),
   ]
 )

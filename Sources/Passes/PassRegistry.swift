@@ -16,8 +16,10 @@ public struct PassOptions {
   public var foldLimitBytes = 16 << 20
   /// `--strict`: what a pass would only report becomes an error.
   public var strict = false
-  /// Receives one line per remark (`--pass` reports go to stderr in the CLI).
+  /// Receives one line per report (`--pass` reports go to stderr in the CLI).
   public var report: (String) -> Void = { _ in }
+  /// Receives a remark about one node (`--explain`): where, then what.
+  public var remark: (_ node: String, _ message: String) -> Void = { _, _ in }
   public init() {}
 }
 

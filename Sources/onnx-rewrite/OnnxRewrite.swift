@@ -3,6 +3,7 @@ import Foundation
 import ONNXGraph
 import ONNXIO
 import Passes
+import Rewrite
 
 struct OnnxRewrite: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -28,6 +29,12 @@ func reportingErrors(file: String, _ body: () throws -> Void) throws {
     throw ExitCode(1)
   } catch let e as PassError {
     FileHandle.standardError.write(Data("error: \(file): \(e)\n".utf8))
+    throw ExitCode(1)
+  } catch let e as RewriteError {
+    FileHandle.standardError.write(Data("error: \(file): \(e)\n".utf8))
+    throw ExitCode(1)
+  } catch let e as RuleError {
+    FileHandle.standardError.write(Data("\(e)\n".utf8))
     throw ExitCode(1)
   }
 }

@@ -1,17 +1,22 @@
 import ArgumentParser
 import Passes
+import Rewrite
 
 struct Passes: ParsableCommand {
   static let configuration = CommandConfiguration(abstract: "List the passes '--pass' can name.")
 
+  @Option(name: .customLong("rules"), help: ArgumentHelp("Also list the passes of these rule files or folders.", valueName: "path"))
+  var ruleFiles: [String] = []
+
   func run() throws {
-    if PassRegistry.all.isEmpty {
-      print("No passes are registered yet.")
-      return
+    let library = try RulePasses.library(adding: ruleFiles)
+    var rows = PassRegistry.all.map { ($0.name, $0.summary) }
+    for name in library.passOrder {
+      rows.append((name, "rules: " + (library.passes[name] ?? []).map(\.name).joined(separator: ", ")))
     }
-    let width = PassRegistry.all.map { $0.name.count }.max() ?? 0
-    for p in PassRegistry.all {
-      print(p.name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + p.summary)
+    let width = rows.map(\.0.count).max() ?? 0
+    for (name, summary) in rows {
+      print(name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + summary)
     }
   }
 }

@@ -3,6 +3,7 @@ import Foundation
 import ONNXGraph
 import ONNXIO
 import Passes
+import Rewrite
 
 struct Rewrite: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -42,12 +43,24 @@ struct Rewrite: ParsableCommand {
     help: ArgumentHelp("Largest tensor constant folding may create (bytes; KiB/MiB/GiB suffixes).", valueName: "bytes"))
   var foldLimit: String = "16MiB"
 
+  @Option(
+    name: .customLong("rules"),
+    help: ArgumentHelp("A rule file or folder of *.rules to load besides the bundled Rewrites/; repeatable.", valueName: "path"))
+  var ruleFiles: [String] = []
+
+  @Option(help: ArgumentHelp("Report why each rule did or did not match at this node (name or output) or for this rule.", valueName: "node-or-rule"))
+  var explain: String? = nil
+
   @Flag(help: "Make what passes would only report (a dynamic shape left, an op they cannot handle) an error.")
   var strict = false
 
   func validate() throws {
     _ = try passOptions()
-    if let bad = passes.first(where: { PassRegistry.pass(named: $0) == nil }) {
+    let library: RuleLibrary
+    do { library = try RulePasses.library(adding: ruleFiles) } catch let e as RuleError {
+      throw ValidationError("\(e)")
+    }
+    if let bad = passes.first(where: { PassRegistry.pass(named: $0) == nil && library.rules(forPass: $0) == nil }) {
       throw ValidationError("Unknown pass '\(bad)'. See 'onnx-rewrite passes' for the list.")
     }
   }
@@ -57,9 +70,16 @@ struct Rewrite: ParsableCommand {
       let model = try ModelLoader.load(path: input)
       var options = try passOptions()
       options.report = { note("\(input): \($0)") }
+      options.remark = { node, message in
+        FileHandle.standardError.write(Data("\(input):\(node): remark: \(message)\n".utf8))
+      }
+      let library = try RulePasses.library(adding: ruleFiles)
       for name in passes {
-        let pass = PassRegistry.pass(named: name)!
-        _ = try pass.init().run(on: model, options: options)
+        if let pass = PassRegistry.pass(named: name) {
+          _ = try pass.init().run(on: model, options: options)
+        } else if let rules = library.rules(forPass: name) {
+          try RulePasses.run(name, rules: rules, on: model, options: options, explain: explain)
+        }
       }
       var saveOptions = SaveOptions()
       if externalData || externalDataName != nil { saveOptions.externalData = .file(externalDataName) }
