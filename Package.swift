@@ -55,7 +55,7 @@ let package = Package(
     // Release-built I/O benchmark: `swift run -c release onnx-rewrite-bench MODEL`.
     .executableTarget(
       name: "onnx-rewrite-bench",
-      dependencies: ["ONNXGraph", "ONNXIO"],
+      dependencies: ["ONNXGraph", "ONNXIO", "Passes", "Rewrite"],
       path: "Benchmarks/IOBench"),
     .testTarget(name: "ONNXGraphTests", dependencies: ["ONNXGraph"]),
     .testTarget(

@@ -23,9 +23,12 @@ public final class Node {
   public private(set) var outputs: [Value]
 
   public internal(set) weak var graph: Graph?
-  // Intrusive list links, owned by `graph`.
+  // Intrusive list links, owned by `graph`. `prev` is unowned(unsafe), not weak: a weak
+  // reference gives every node a side table, which made each retain and release of a
+  // node take the slow path (15% of a million-node rewrite). `prev` is always a node of
+  // the same list, kept alive by its own `next`, and is cleared when a node is unlinked.
   var next: Node?
-  weak var prev: Node?
+  unowned(unsafe) var prev: Node?
 
   /// The node before this one in its graph.
   public var previous: Node? { prev }
@@ -60,6 +63,11 @@ public final class Node {
   }
 
   /// Keeps use lists exact: only slots whose value changed are relinked.
+  deinit {
+    // Values may outlive their producer; they must not point at a freed node.
+    for v in outputs where v.producer === self { v.producer = nil }
+  }
+
   private func relinkInputs(old: [Value?]) {
     for i in 0..<max(old.count, inputs.count) {
       let was = i < old.count ? old[i] : nil
@@ -88,7 +96,12 @@ public final class Node {
   public subscript(attribute name: String) -> AttributeValue? { attribute(name)?.value }
 
   /// Sub-graphs held in attributes (If branches, Loop/Scan bodies), in attribute order.
-  public var subgraphs: [Graph] { attributes.flatMap(\.value.subgraphs) }
+  public var subgraphs: [Graph] {
+    // Most nodes have no graph attribute; skip the allocation for them.
+    guard attributes.contains(where: { if case .graph = $0.value { true } else if case .graphs = $0.value { true } else { false } })
+    else { return [] }
+    return attributes.flatMap(\.value.subgraphs)
+  }
 
   public var isDefaultDomain: Bool { domain.isEmpty || domain == "ai.onnx" }
 }

@@ -15,7 +15,9 @@ public final class Value {
   /// The constant held when this value is an initializer.
   public var constValue: Tensor?
 
-  public internal(set) weak var producer: Node?
+  /// The node computing this value; unowned(unsafe) rather than weak for speed (see
+  /// `Node.prev`): a node clears it in `setOutput` and when it is freed.
+  public internal(set) unowned(unsafe) var producer: Node?
   /// Which output of `producer` this is.
   public internal(set) var outputIndex: Int = 0
 

@@ -23,6 +23,8 @@ struct Matcher {
   let graph: Graph
   /// Pattern value name → (pattern node index, output index).
   let definitions: [String: (node: Int, output: Int)]
+  /// Pattern nodes whose two operands may be swapped.
+  let swappable: [Int]
 
   /// Ops whose two inputs may be swapped.
   static let commutative: Set<String> = ["Add", "Mul", "And", "Or", "Xor", "Equal", "Max", "Min", "Sum", "Mean"]
@@ -33,15 +35,16 @@ struct Matcher {
     var defs: [String: (Int, Int)] = [:]
     for (i, p) in rule.pattern.enumerated() { for (k, o) in p.outputs.enumerated() { defs[o] = (i, k) } }
     definitions = defs
+    swappable = rule.pattern.indices.filter {
+      Self.commutative.contains(rule.pattern[$0].opType) && rule.pattern[$0].operands.count == 2
+    }
   }
 
   /// Tries each assignment of operand orders to the pattern's commutative nodes (2^k for
   /// k such nodes in the pattern — a handful at most — never more per graph node), so
   /// constraints see every way the operands can line up.
   func match(at root: Node) -> Result<Match, MatchFailure> {
-    let swappable = rule.pattern.indices.filter {
-      Self.commutative.contains(rule.pattern[$0].opType) && rule.pattern[$0].operands.count == 2
-    }
+    if swappable.isEmpty { return attempt(at: root, swapped: []) }
     var firstFailure: MatchFailure?
     for mask in 0..<(1 << swappable.count) {
       let swapped = Set(swappable.enumerated().filter { mask & (1 << $0.offset) != 0 }.map(\.element))

@@ -59,19 +59,29 @@ public final class RewriteDriver {
     var head = 0
     let budget = 10 * graph.nodeCount + 1000
     var done = 0
-    let names = NameScope(graph)
-    let outputs = { (v: Value) in graph.outputs.contains { $0 === v } }
+    // Collecting every name is O(graph); most rewrites never need a fresh one.
+    var scope: NameScope?
+    let names = { () -> NameScope in
+      if let scope { return scope }
+      let s = NameScope(graph)
+      scope = s
+      return s
+    }
+    let outputSet = Set(graph.outputs.map(ObjectIdentifier.init))
+    let outputs = { (v: Value) in outputSet.contains(ObjectIdentifier(v)) }
+    let matchers = byRoot.mapValues { $0.map { Matcher(rule: $0, graph: graph) } }
     while head < queue.count {
       let node = queue[head]
       head += 1
       queued.remove(ObjectIdentifier(node))
       // Removed, or dead (its result is dropped at the end anyway).
       guard node.graph === graph, node.outputs.contains(where: { !$0.uses.isEmpty || outputs($0) }) else { continue }
-      for rule in byRoot[node.opType] ?? [] {
+      for matcher in matchers[node.opType] ?? [] {
+        let rule = matcher.rule
         let explaining =
           explain.map { target in target == rule.name || target == node.name || node.outputs.contains { $0.name == target } }
           ?? false
-        switch Matcher(rule: rule, graph: graph).match(at: node) {
+        switch matcher.match(at: node) {
         case .failure(let f):
           if explaining { attempts.append(Attempt(node: node.displayLabel, rule: rule.name, result: "no match: \(f)")) }
           continue
@@ -101,7 +111,7 @@ public final class RewriteDriver {
   }
 
   /// Performs a rule's action; returns the nodes to revisit.
-  func apply(_ rule: Rule, _ m: Match, in graph: Graph, names: NameScope) throws -> [Node] {
+  func apply(_ rule: Rule, _ m: Match, in graph: Graph, names: () -> NameScope) throws -> [Node] {
     let root = m.nodes[rule.pattern.count - 1]!
     let ctx = HelperContext(graph: graph)
     switch rule.action {
@@ -122,14 +132,14 @@ public final class RewriteDriver {
           graph.addInitializer(old, tensor.tensor(name: old.name))
           return readers
         }
-        new = Value(name: names.fresh(old.name + "_const"))
+        new = Value(name: names().fresh(old.name + "_const"))
         graph.addInitializer(new, tensor.tensor(name: new.name))
       case .wildcard: throw RewriteError(message: "\(rule.name): cannot replace with _")
       }
       if graph.outputs.contains(where: { $0 === old }) {
         // A graph output keeps its name: it becomes Identity of the replacement.
         guard let producer = old.producer else { return [] }
-        let id = Node("Identity", name: producer.name, inputs: [new], outputs: [Value(name: names.fresh(old.name + "_replaced"))])
+        let id = Node("Identity", name: producer.name, inputs: [new], outputs: [Value(name: names().fresh(old.name + "_replaced"))])
         graph.insert(id, before: producer)
         let type = old.type
         producer.setOutput(old.outputIndex, id.outputs[0])
@@ -157,7 +167,7 @@ public final class RewriteDriver {
           case .name(let n): inputs.append(local[n])
           case .constant(let e):
             let tensor = try constantTensor(e, rule, Match(variables: m.variables, values: local, nodes: m.nodes), ctx)
-            let v = Value(name: names.fresh((root.outputs.first?.name ?? rule.name) + "_const"))
+            let v = Value(name: names().fresh((root.outputs.first?.name ?? rule.name) + "_const"))
             graph.addInitializer(v, tensor.tensor(name: v.name))
             inputs.append(v)
           case .wildcard: inputs.append(nil)
@@ -169,7 +179,7 @@ public final class RewriteDriver {
           guard let a = r.attribute() else { throw RewriteError(message: "\(rule.name): attribute \(name) = \(r) has no ONNX form") }
           attrs.append(Attribute(name, a))
         }
-        let outputs = spec.outputs.map { rootOutputs[$0] ?? Value(name: names.fresh($0)) }
+        let outputs = spec.outputs.map { rootOutputs[$0] ?? Value(name: names().fresh($0)) }
         let node = Node(
           spec.opType, domain: spec.domain,
           name: specs.count == 1 || root.name.isEmpty ? root.name : "\(root.name)/\(rule.name)_\(created.count)",
