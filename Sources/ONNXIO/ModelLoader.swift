@@ -16,6 +16,7 @@ public enum ModelLoader {
   public static let maxIRVersion = Int64(Onnx_Version.allCases.map(\.rawValue).max() ?? 0)
 
   public static func load(path: String) throws -> Model {
+    if path.hasSuffix(".onnxtxt") { return try loadText(path: path) }
     let file: MappedFile
     do {
       file = try MappedFile(path: path)
@@ -61,6 +62,25 @@ public enum ModelLoader {
     let importer = ProtoImporter(
       modelPath: path, slots: slots, modelFile: file,
       externalData: ExternalDataResolver(modelPath: path))
+    return try importer.model(proto)
+  }
+}
+
+extension ModelLoader {
+  /// A model written in ONNX text syntax (golden-test inputs, hand-written cases).
+  static func loadText(path: String) throws -> Model {
+    let text: String
+    do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+      throw ModelFileError(file: path, FileManager.default.fileExists(atPath: path) ? "not UTF-8 text" : "no such file")
+    }
+    let proto: Onnx_ModelProto
+    do {
+      proto = try TextParser(file: path).parseModel(text)
+    } catch let e as TextParser.ParseError {
+      throw ModelFileError(file: "\(path):\(e.line):\(e.column)", e.message)
+    }
+    let importer = ProtoImporter(
+      modelPath: path, slots: [], modelFile: nil, externalData: ExternalDataResolver(modelPath: path))
     return try importer.model(proto)
   }
 }

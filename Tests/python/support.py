@@ -107,9 +107,17 @@ def first_difference(a: onnx.ModelProto, b: onnx.ModelProto) -> str:
                         break
             else:
                 diffs.append(f"graph.{field.name}: {_short(va)} != {_short(vb)}")
-    if not diffs and a.UnknownFields() != b.UnknownFields():  # pragma: no cover - upb has no UnknownFields
+    if not diffs and _unknown_fields(a) != _unknown_fields(b):
         diffs.append("unknown fields differ")
     return "; ".join(diffs) or "serialized bytes differ (field order / unknown fields)"
+
+
+def _unknown_fields(msg: Any) -> Any:
+    """Unknown fields where the protobuf runtime exposes them (upb does not)."""
+    try:
+        return msg.UnknownFields()
+    except NotImplementedError:
+        return None
 
 
 def _field(msg: Any, name: str) -> Any:
