@@ -62,7 +62,7 @@ let package = Package(
       name: "ONNXIOTests",
       dependencies: ["ONNXIO", "ONNXGraph", "ONNXProto"]),
     .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ONNXGraph"]),
-    .testTarget(name: "PassesTests", dependencies: ["Passes", "Evaluation", "ONNXGraph", "ONNXIO"]),
+    .testTarget(name: "PassesTests", dependencies: ["Passes", "Evaluation", "ONNXGraph", "ONNXIO", "Rewrite"]),
     .testTarget(name: "RewriteTests", dependencies: ["Rewrite", "Evaluation", "ONNXGraph"]),
   ]
 )

@@ -2,6 +2,7 @@ import Foundation
 import ONNXGraph
 import ONNXIO
 import Passes
+import Rewrite
 import XCTest
 
 /// The README's Swift API example, kept compiling and true.
@@ -29,5 +30,34 @@ final class ReadmeExampleTests: XCTestCase {
     XCTAssertEqual(model.graph.outputs[0].shape, Shape(static: [1, 128, 256]))
     XCTAssertEqual(try ModelLoader.load(path: output).graph.nodeCount, model.graph.nodeCount)
     XCTAssertTrue(text.contains("float[1,128,256] logits"), String(text.prefix(400)))
+  }
+}
+
+/// The README's rule-engine example: rules from text, run from Swift.
+final class ReadmeRuleExampleTests: XCTestCase {
+  func testRulesFromTextRunOnAGraph() throws {
+    let x = Value(name: "x", type: .tensor(.float, [2, 3]))
+    let g = Graph(name: "g", inputs: [x])
+    let t = Node("Transpose", inputs: [x], outputNames: ["t"], attributes: [Attribute("perm", .ints([1, 0]))])
+    let y = Node("Transpose", inputs: [t.outputs[0]], outputNames: ["y"], attributes: [Attribute("perm", .ints([1, 0]))])
+    let z = Node("Relu", inputs: [y.outputs[0]], outputNames: ["z"])
+    for n in [t, y, z] { g.append(n) }
+    g.outputs = [z.outputs[0]]
+    let model = Model(irVersion: 8, opsetImports: [OpsetImport("", 17)], graph: g)
+
+    // --- as in README.md ---
+    var library = try RulePasses.library()  // the bundled Rewrites/
+    try library.add(RuleParser.parse(file: "mine.rules", text: """
+      rule double-neg {
+        a = Neg ($x)
+        b = Neg (a)
+        replace b with $x
+      }
+      """))
+    try RulePasses.run("fold-transposes", rules: library.rules(forPass: "fold-transposes")!, on: model, options: PassOptions())
+    // ---
+
+    XCTAssertEqual(model.graph.nodes.map(\.opType), ["Relu"])
+    XCTAssertNotNil(library.rules(forPass: "double-neg"))
   }
 }
