@@ -215,6 +215,3 @@ enum DimMath {
     return d.description
   }
 }
-
-/// Row-major strides, for other modules that index host tensors.
-public func rowMajorStrides(_ shape: [Int]) -> [Int] { strides(shape) }

@@ -206,28 +206,7 @@ public enum RewriteHelpers {
       let t = try constant(args[0])
       let p = try perm(args[1], "the permutation").map { Int($0) }
       guard p.count == t.rank else { throw HelperError("permutation \(p) for a rank-\(t.rank) constant") }
-      let outShape = p.map { t.shape[$0] }
-      let inStrides = Evaluation.rowMajorStrides(t.shape)
-      let n = t.count
-      var index = [Int](repeating: 0, count: n)
-      var coord = [Int](repeating: 0, count: p.count)
-      for k in 0..<n {
-        var flat = 0
-        for (axis, c) in coord.enumerated() { flat += c * inStrides[p[axis]] }
-        index[k] = flat
-        var d = p.count - 1
-        while d >= 0 {
-          coord[d] += 1
-          if coord[d] < outShape[d] { break }
-          coord[d] = 0
-          d -= 1
-        }
-      }
-      switch t.storage {
-      case .float(let v): return .tensor(HostTensor(t.dataType, outShape, .float(index.map { v[$0] })))
-      case .int(let v): return .tensor(HostTensor(t.dataType, outShape, .int(index.map { v[$0] })))
-      case .string(let v): return .tensor(HostTensor(t.dataType, outShape, .string(index.map { v[$0] })))
-      }
+      return .tensor(t.transposed(perm: p))
     },
   ]
 }

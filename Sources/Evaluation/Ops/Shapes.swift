@@ -278,12 +278,18 @@ private func transposeRule() -> OpRule {
     },
     evaluate: { ctx in
       let x = try ctx.value(0)
-      let perm = try transposePerm(ctx, rank: x.rank)
-      let s = strides(x.shape)
-      let outStrides = perm.map { s[$0] }
-      let shape = perm.map { x.shape[$0] }
-      return [x.elements(at: mapIndices(shape) { flatIndex($0, outStrides) }, shape: shape)]
+      return [x.transposed(perm: try transposePerm(ctx, rank: x.rank))]
     })
+}
+
+extension HostTensor {
+  /// The tensor with its axes permuted (`perm` must be a permutation of 0..<rank).
+  public func transposed(perm: [Int]) -> HostTensor {
+    let s = strides(shape)
+    let outStrides = perm.map { s[$0] }
+    let outShape = perm.map { shape[$0] }
+    return elements(at: mapIndices(outShape) { flatIndex($0, outStrides) }, shape: outShape)
+  }
 }
 
 private func expandRule() -> OpRule {
