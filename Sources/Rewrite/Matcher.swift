@@ -106,6 +106,23 @@ struct Matcher {
     // Trailing omitted inputs do not count.
     var inputs = node.inputs
     while let last = inputs.last, last == nil { inputs.removeLast() }
+    if case .rest(let v)? = p.operands.last {
+      let fixed = p.operands.count - 1
+      guard inputs.count >= fixed else {
+        return MatchFailure(reason: "\(label): node has \(inputs.count) inputs, the pattern at least \(fixed)")
+      }
+      let rest = RValue.list(inputs[fixed...].map { $0.map(RValue.value) ?? .none })
+      if let bound = m.variables[v], bound != rest {
+        return MatchFailure(reason: "\(label): $\(v)... is already \(bound)")
+      }
+      m.variables[v] = rest
+      inputs.removeLast(inputs.count - fixed)
+      for (k, operand) in p.operands.dropLast().enumerated() {
+        let input = k < inputs.count ? inputs[k] : nil
+        if let f = matchOperand(operand, input, label: "\(label) operand \(k)", swapped, &m) { return f }
+      }
+      return nil
+    }
     guard inputs.count <= p.operands.count else {
       return MatchFailure(reason: "\(label): node has \(inputs.count) inputs, the pattern \(p.operands.count)")
     }
@@ -145,6 +162,8 @@ struct Matcher {
       return matchNode(index, producer, swapped, &m)
     case .constant:
       return MatchFailure(reason: "\(label): const() cannot be matched")
+    case .rest:
+      return MatchFailure(reason: "\(label): '...' must be the last operand")
     }
   }
 }

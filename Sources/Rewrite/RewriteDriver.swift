@@ -134,7 +134,7 @@ public final class RewriteDriver {
         }
         new = Value(name: names().fresh(old.name + "_const"))
         graph.addInitializer(new, tensor.tensor(name: new.name))
-      case .wildcard: throw RewriteError(message: "\(rule.name): cannot replace with _")
+      case .wildcard, .rest: throw RewriteError(message: "\(rule.name): cannot replace with \(with)")
       }
       if graph.outputs.contains(where: { $0 === old }) {
         // A graph output keeps its name: it becomes Identity of the replacement.
@@ -171,6 +171,11 @@ public final class RewriteDriver {
             graph.addInitializer(v, tensor.tensor(name: v.name))
             inputs.append(v)
           case .wildcard: inputs.append(nil)
+          case .rest(let v):
+            guard case .list(let items)? = m.variables[v] else { throw RewriteError(message: "\(rule.name): $\(v)... is not bound") }
+            for item in items {
+              if case .value(let x) = item { inputs.append(x) } else { inputs.append(nil) }
+            }
           }
         }
         var attrs: [Attribute] = []

@@ -258,7 +258,14 @@ public struct RuleParser {
 
   mutating func parseOperand(inRewrite: Bool) throws -> Operand {
     switch token {
-    case .variable(let v): _ = next(); return .variable(v)
+    case .variable(let v):
+      _ = next()
+      guard token == .punct(".") else { return .variable(v) }
+      for _ in 0..<3 {
+        guard token == .punct(".") else { throw fail("expected '...' after '$\(v)'") }
+        _ = next()
+      }
+      return .rest(v)
     case .ident("_"): _ = next(); return .wildcard
     case .ident("const") where inRewrite:
       _ = next()
@@ -352,6 +359,14 @@ public struct RuleParser {
 
 /// Static checks of a parsed rule: every name it reads is bound before use.
 enum RuleChecker {
+  static func checkRestIsLast(_ node: PatternNode) throws {
+    for (k, o) in node.operands.enumerated() {
+      if case .rest(let v) = o, k != node.operands.count - 1 {
+        throw RuleError(location: node.location, message: "'$\(v)...' must be the last operand")
+      }
+    }
+  }
+
   static func check(_ rule: Rule) throws {
     var values: Set<String> = []
     var variables: Set<String> = []
@@ -368,6 +383,11 @@ enum RuleChecker {
         }
       case .wildcard:
         if !pattern { throw RuleError(location: loc, message: "'_' can only match, not build") }
+      case .rest(let v):
+        if !pattern && !variables.contains(v) {
+          throw RuleError(location: loc, message: "'$\(v)...' is not bound by the pattern")
+        }
+        variables.insert(v)
       case .constant(let e): try checkExpr(e, at: loc)
       }
     }
@@ -394,6 +414,7 @@ enum RuleChecker {
           location: node.location, message: "unknown op '\(node.opType)'",
           note: OperatorNames.suggestion(for: node.opType).map { "did you mean '\($0)'?" })
       }
+      try checkRestIsLast(node)
       for o in node.operands { try checkOperand(o, at: node.location, pattern: true) }
       // Attribute patterns bind unbound variables, so they count as binders.
       for (_, e) in node.attributes { if case .variable(let v) = e { variables.insert(v) } else { try checkExpr(e, at: node.location) } }
@@ -416,6 +437,7 @@ enum RuleChecker {
             location: node.location, message: "unknown op '\(node.opType)'",
             note: OperatorNames.suggestion(for: node.opType).map { "did you mean '\($0)'?" })
         }
+        try checkRestIsLast(node)
         for o in node.operands { try checkOperand(o, at: node.location, pattern: false) }
         for (_, e) in node.attributes { try checkExpr(e, at: node.location) }
         for o in node.outputs { values.insert(o) }

@@ -60,6 +60,9 @@ public enum Operand: Sendable, CustomStringConvertible {
   case name(String)
   /// `_`: any value or none.
   case wildcard
+  /// `$xs...` as the last operand: every remaining input (Concat, Sum, Max), bound as a
+  /// list; in a rewrite it expands to those inputs again.
+  case rest(String)
   /// A computed constant in a rewrite: `const(expr)`.
   case constant(Expr)
 
@@ -68,6 +71,7 @@ public enum Operand: Sendable, CustomStringConvertible {
     case .variable(let v): "$\(v)"
     case .name(let n): n
     case .wildcard: "_"
+    case .rest(let v): "$\(v)..."
     case .constant(let e): "const(\(e))"
     }
   }

@@ -71,6 +71,27 @@ final class DriverTests: XCTestCase {
     }
   }
 
+  func testVariadicOperandsBindTheRestAndExpandInARewrite() throws {
+    let r = try rules("""
+      rule sum3-to-max {
+        y = Sum ($first, $xs...)
+        where len($xs) == 2
+        rewrite y { y = Max ($first, $xs...) }
+      }
+      """)
+    let inputs = (0..<3).map { Value(name: "x\($0)", type: .tensor(.float, [2])) }
+    let g = Graph(name: "g", inputs: inputs)
+    let three = Node("Sum", inputs: inputs, outputNames: ["three"])
+    let two = Node("Sum", inputs: Array(inputs.prefix(2)), outputNames: ["two"])
+    g.append(three)
+    g.append(two)
+    g.outputs = [three.outputs[0], two.outputs[0]]
+    try RewriteDriver(rules: r).run(on: g)
+    XCTAssertEqual(g.nodes.map(\.opType), ["Max", "Sum"])
+    XCTAssertTrue(zip(g.firstNode!.inputs, inputs).allSatisfy { $0 === $1 })
+    XCTAssertTrue(g.outputs[0].producer === g.firstNode, "the root's value is kept")
+  }
+
   func testMatchesInsideSubgraphs() throws {
     let (body, _) = transposeChain(2)
     let c = Value(name: "c", type: .tensor(.bool, []))

@@ -45,6 +45,9 @@ final class RuleParserTests: XCTestCase {
       "t.rules:2:3: error: 't' is not a value defined earlier in the rule")
     XCTAssertEqual(parseError("rule r {\n  y = Neg ($x\n}"), "t.rules:3:1: error: expected ')' to close the operand list of Neg, found '}'")
     XCTAssertEqual(parseError("rule r { y = Neg ($x) }"), "t.rules:1:1: error: rule 'r' has no 'replace' or 'rewrite'")
+    XCTAssertEqual(
+      parseError("rule r {\n  y = Concat ($xs..., $z)\n  replace y with $z\n}"),
+      "t.rules:2:3: error: '$xs...' must be the last operand")
     XCTAssertEqual(parseError("pass p { nope }"), "parsed")  // resolved by the library
     var lib = RuleLibrary()
     XCTAssertThrowsError(try lib.add(RuleParser.parse(file: "t.rules", text: "pass p { nope }"))) {
