@@ -55,11 +55,18 @@ public struct OpContext {
 
 /// A node the inferencer or evaluator cannot handle as written.
 public struct EvaluationError: Error, CustomStringConvertible {
-  public let node: Node
+  /// The node's name, or its first output's when it has none.
+  public let nodeName: String
+  public let opType: String
   public let reason: String
-  public var description: String {
-    "\(node.name.isEmpty ? node.outputs.first?.name ?? node.opType : node.name) (\(node.opType)): \(reason)"
+
+  public init(node: Node, reason: String) {
+    nodeName = node.name.isEmpty ? node.outputs.first?.name ?? node.opType : node.name
+    opType = node.opType
+    self.reason = reason
   }
+
+  public var description: String { "\(nodeName) (\(opType)): \(reason)" }
 }
 
 /// Shape inference and constant evaluation of one operator.

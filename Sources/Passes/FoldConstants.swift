@@ -22,8 +22,8 @@ public struct FoldConstants: GraphPass {
       model: model, options: .init(fold: true, foldLimitBytes: options.foldLimitBytes))
     p.run(model.graph)
     for f in p.stats.failures {
-      if options.strict { throw PassError(pass: Self.name, location: f.node.displayName, reason: f.reason) }
-      options.report("\(f.node.displayName): remark: \(Self.name): \(f.reason)")
+      if options.strict { throw PassError(pass: Self.name, location: f.nodeName, reason: f.reason) }
+      options.remark(f.nodeName, "\(Self.name): \(f.reason)")
     }
     DeadCodeElimination().sweep(model.graph, keepInitializers: false)
     return p.stats
