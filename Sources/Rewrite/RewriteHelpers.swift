@@ -195,6 +195,13 @@ public enum RewriteHelpers {
       guard case .list(let l) = args[0] else { throw HelperError("contains needs a list, got \(args[0])") }
       return .bool(l.contains(args[1]))
     },
+    // outputs(v): how many outputs the node computing v has (Split, LayerNormalization).
+    "outputs": { args, _ in
+      try arity(args, 1, "outputs")
+      let v = try value(args[0], "the argument")
+      guard let producer = v.producer else { throw HelperError("'\(v.name)' is not computed by a node") }
+      return .int(Int64(producer.outputs.count))
+    },
     "len": { args, _ in
       try arity(args, 1, "len")
       guard case .list(let l) = args[0] else { throw HelperError("len of \(args[0]), which is not a list") }

@@ -92,6 +92,29 @@ final class DriverTests: XCTestCase {
     XCTAssertTrue(g.outputs[0].producer === g.firstNode, "the root's value is kept")
   }
 
+  func testMultiOutputSourcesBindEachOutput() throws {
+    // Concat of every half of a Split, in order and on the same axis, is the input.
+    let r = try rules("""
+      rule split-concat {
+        a, b = Split <axis = $axis> ($x, _)
+        y = Concat <axis = $axis> (a, b)
+        where outputs(a) == 2
+        replace y with $x
+      }
+      """)
+    let x = Value(name: "x", type: .tensor(.float, [4, 2]))
+    let g = Graph(name: "g", inputs: [x])
+    let split = Node("Split", inputs: [x], outputNames: ["a", "b"], attributes: [Attribute("axis", .int(0))])
+    let concat = Node("Concat", inputs: split.outputs, outputNames: ["y"], attributes: [Attribute("axis", .int(0))])
+    let swapped = Node("Concat", inputs: split.outputs.reversed(), outputNames: ["z"], attributes: [Attribute("axis", .int(0))])
+    let relu = Node("Relu", inputs: [concat.outputs[0]], outputNames: ["r"])
+    for n in [split, concat, swapped, relu] { g.append(n) }
+    g.outputs = [relu.outputs[0], swapped.outputs[0]]
+    try RewriteDriver(rules: r).run(on: g)
+    XCTAssertTrue(relu.inputs[0] === x)
+    XCTAssertTrue(swapped.inputs[0] === split.outputs[1], "b, a is not the input: left alone")
+  }
+
   func testMatchesInsideSubgraphs() throws {
     let (body, _) = transposeChain(2)
     let c = Value(name: "c", type: .tensor(.bool, []))
