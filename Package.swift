@@ -27,7 +27,10 @@ let package = Package(
     // The typed graph users import. Knows nothing of protobuf.
     .target(
       name: "ONNXGraph",
-      dependencies: [.product(name: "OrderedCollections", package: "swift-collections")]),
+      dependencies: [
+        .product(name: "OrderedCollections", package: "swift-collections"),
+        .product(name: "HeapModule", package: "swift-collections"),
+      ]),
     // Load/save (zero-copy wire scanner + splicing writer), external data, text syntax.
     // The only target that sees ONNXProto.
     .target(

@@ -91,9 +91,13 @@ public final class Graph {
 
   /// Unlinks a node and drops its uses of its inputs. Its outputs keep their own uses:
   /// redirect them first (`replaceAllUses`) if anything still reads them.
-  public func remove(_ node: Node) {
+  public func remove(_ node: Node) { remove(node, keepingUses: false) }
+
+  /// Unlinks a node; with `keepingUses` its inputs keep it in their use lists (it is
+  /// about to be linked again, e.g. by a reorder).
+  func remove(_ node: Node, keepingUses: Bool) {
     precondition(node.graph === self, "node \(node) is not in this graph")
-    node.detachInputs()
+    if !keepingUses { node.detachInputs() }
     if let p = node.prev { p.next = node.next } else { head = node.next }
     if let n = node.next { n.prev = node.prev } else { tail = node.prev }
     node.next = nil

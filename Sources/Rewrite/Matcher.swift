@@ -59,6 +59,12 @@ struct Matcher {
   private func attempt(at root: Node, swapped: Set<Int>) -> Result<Match, MatchFailure> {
     var m = Match()
     if let failure = matchNode(rule.pattern.count - 1, root, swapped, &m) { return .failure(failure) }
+    // Pattern nodes the root does not reach through producers (siblings that share an
+    // input, e.g. q/k/v projections of one tensor) are found among the readers of values
+    // already bound: O(readers) per such node, first fit.
+    for index in rule.pattern.indices where m.nodes[index] == nil {
+      if let failure = matchSibling(index, swapped, &m) { return .failure(failure) }
+    }
     let ctx = HelperContext(graph: graph)
     for c in rule.constraints {
       do {
@@ -133,6 +139,29 @@ struct Matcher {
       if let f = matchOperand(operand, input, label: "\(label) operand \(k)", swapped, &m) { return f }
     }
     return nil
+  }
+
+  private func matchSibling(_ index: Int, _ swapped: Set<Int>, _ m: inout Match) -> MatchFailure? {
+    let p = rule.pattern[index]
+    var anchors: [Value] = []
+    for operand in p.operands {
+      switch operand {
+      case .variable(let v): if case .value(let x)? = m.variables[v] { anchors.append(x) }
+      case .name(let n): if let x = m.values[n] { anchors.append(x) }
+      default: break
+      }
+    }
+    guard let anchor = anchors.first else {
+      return MatchFailure(reason: "\(p.opType) (\(p.outputs.joined(separator: ", "))): shares no bound value with the rest of the pattern")
+    }
+    for use in anchor.uses where use.node.opType == p.opType && use.node.graph === graph {
+      var attempt = m
+      if matchNode(index, use.node, swapped, &attempt) == nil {
+        m = attempt
+        return nil
+      }
+    }
+    return MatchFailure(reason: "\(p.opType) (\(p.outputs.joined(separator: ", "))): no reader of %\(anchor.name) matches")
   }
 
   private func matchOperand(

@@ -33,6 +33,8 @@ public final class RewriteDriver {
   public var explain: String?
   public private(set) var attempts: [Attempt] = []
   public private(set) var stats = Stats()
+  /// A rewrite moved a value that earlier nodes may read: re-sort before returning.
+  private var needsSort = false
 
   public init(rules: [Rule]) {
     self.rules = rules
@@ -54,6 +56,8 @@ public final class RewriteDriver {
   }
 
   public func run(on graph: Graph) throws {
+    needsSort = false
+    defer { if needsSort { graph.sortTopologically() } }
     var queue: [Node] = Array(graph.nodes)
     var queued = Set(queue.map(ObjectIdentifier.init))
     var head = 0
@@ -150,13 +154,23 @@ public final class RewriteDriver {
       let readers = old.consumers
       old.replaceAllUses(with: new)
       return readers
-    case .rewrite(_, let specs):
+    case .rewrite(let targets, let specs):
       var local = m.values
       var created: [Node] = []
-      let rootOutputs = Dictionary(uniqueKeysWithValues: zip(rule.root.outputs, root.outputs))
-      // New nodes take the root's place: their inputs come from before it.
+      // Each target leaves its old producer (which then dies unless read otherwise) and is
+      // computed by the new node that names it.
+      var taken: [String: Value] = [:]
+      for name in targets {
+        let v = m.values[name]!
+        if let producer = v.producer {
+          producer.setOutput(v.outputIndex, Value(name: names().fresh(v.name + "_replaced")))
+        }
+        taken[name] = v
+      }
+      // New nodes go where the root was; targets of earlier pattern nodes may have readers
+      // before that point, so the graph is re-sorted at the end (stable, once per run).
+      if targets.contains(where: { name in !rule.root.outputs.contains(name) }) { needsSort = true }
       let anchor = root.following
-      graph.remove(root)
       for spec in specs {
         var inputs: [Value?] = []
         for operand in spec.operands {
@@ -184,7 +198,7 @@ public final class RewriteDriver {
           guard let a = r.attribute() else { throw RewriteError(message: "\(rule.name): attribute \(name) = \(r) has no ONNX form") }
           attrs.append(Attribute(name, a))
         }
-        let outputs = spec.outputs.map { rootOutputs[$0] ?? Value(name: names().fresh($0)) }
+        let outputs = spec.outputs.map { taken[$0] ?? Value(name: names().fresh($0)) }
         let node = Node(
           spec.opType, domain: spec.domain,
           name: specs.count == 1 || root.name.isEmpty ? root.name : "\(root.name)/\(rule.name)_\(created.count)",
@@ -193,6 +207,8 @@ public final class RewriteDriver {
         for (n, v) in zip(spec.outputs, outputs) { local[n] = v }
         created.append(node)
       }
+      // The root usually computed only targets: it is dead now, and goes at once.
+      if root.outputs.allSatisfy({ v in v.uses.isEmpty && !graph.outputs.contains { $0 === v } }) { graph.remove(root) }
       return created + created.flatMap { $0.outputs.flatMap(\.consumers) }
     }
   }

@@ -192,13 +192,17 @@ public struct RuleParser {
         action = .replace(target: target, with: try parseOperand(inRewrite: true))
       case .ident("rewrite"):
         _ = next()
-        let target = try ident("the pattern value to rewrite")
+        var targets = [try ident("the pattern value to rewrite")]
+        while token == .punct(",") {
+          _ = next()
+          targets.append(try ident("a pattern value to rewrite"))
+        }
         try expect("{", "to open the replacement nodes")
         var nodes: [PatternNode] = []
         while token != .punct("}") { nodes.append(try parseNode(inRewrite: true)) }
         _ = next()
         guard !nodes.isEmpty else { throw RuleError(location: here, message: "a rewrite needs at least one node") }
-        action = .rewrite(target: target, nodes: nodes)
+        action = .rewrite(targets: targets, nodes: nodes)
       case .ident:
         guard action == nil else { throw fail("pattern nodes come before 'replace' or 'rewrite'") }
         pattern.append(try parseNode(inRewrite: false))
@@ -427,9 +431,13 @@ enum RuleChecker {
         throw RuleError(location: rule.location, message: "'\(target)' is not a value of the pattern")
       }
       try checkOperand(with, at: rule.location, pattern: false)
-    case .rewrite(let target, let nodes):
-      guard rule.root.outputs.contains(target) else {
-        throw RuleError(location: rule.location, message: "'\(target)' is not an output of the root node \(rule.root.opType)")
+    case .rewrite(let targets, let nodes):
+      for target in targets where !rule.pattern.contains(where: { $0.outputs.contains(target) }) {
+        throw RuleError(location: rule.location, message: "'\(target)' is not a value of the pattern")
+      }
+      let built = Set(nodes.flatMap(\.outputs))
+      for target in targets where !built.contains(target) {
+        throw RuleError(location: rule.location, message: "the rewrite does not compute '\(target)'")
       }
       for node in nodes {
         guard OperatorNames.isKnown(node.opType, domain: node.domain) else {

@@ -36,8 +36,9 @@ public struct Rule: Sendable {
   public enum Action: Sendable {
     /// Readers of `target` read `value` instead.
     case replace(target: String, with: Operand)
-    /// New nodes replace the root; outputs named like the root's keep its values.
-    case rewrite(target: String, nodes: [PatternNode])
+    /// New nodes compute the targets (outputs of pattern nodes): a new output named like
+    /// a target takes over its value, so its readers and its name stay.
+    case rewrite(targets: [String], nodes: [PatternNode])
   }
 
   public var root: PatternNode { pattern[pattern.count - 1] }

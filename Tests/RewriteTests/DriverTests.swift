@@ -115,6 +115,41 @@ final class DriverTests: XCTestCase {
     XCTAssertTrue(swapped.inputs[0] === split.outputs[1], "b, a is not the input: left alone")
   }
 
+  func testRewriteWithSeveralTargetsKeepsTheGraphSorted() throws {
+    // Two readers of x whose results both come from one new node; q has a reader (r)
+    // before the root k, so the new node must end up before r.
+    let r = try rules("""
+      rule pair {
+        q = Neg ($x)
+        k = Abs ($x)
+        rewrite q, k {
+          s = Sigmoid ($x)
+          q, k = Split <axis = 0> (s, const([1, 1]))
+        }
+      }
+      """)
+    let x = Value(name: "x", type: .tensor(.float, [2]))
+    let g = Graph(name: "g", inputs: [x])
+    let q = Node("Neg", inputs: [x], outputNames: ["q"])
+    let reader = Node("Relu", inputs: [q.outputs[0]], outputNames: ["r"])
+    let k = Node("Abs", inputs: [x], outputNames: ["k"])
+    let add = Node("Add", inputs: [reader.outputs[0], k.outputs[0]], outputNames: ["y"])
+    for n in [q, reader, k, add] { g.append(n) }
+    g.outputs = [add.outputs[0]]
+    try RewriteDriver(rules: r).run(on: g)
+    sweep(g)
+    XCTAssertEqual(g.nodes.map(\.opType), ["Sigmoid", "Split", "Relu", "Add"])
+    XCTAssertTrue(reader.inputs[0] === q.outputs.first.map { _ in g.nodes.first { $0.opType == "Split" }!.outputs[0] })
+    XCTAssertEqual(g.nodes.first { $0.opType == "Split" }?.outputs.map(\.name), ["q", "k"])
+  }
+
+  func testTopologicalSortIsStable() {
+    let (g, _) = transposeChain(3)
+    let before = g.nodes.map(\.description)
+    XCTAssertTrue(g.sortTopologically())
+    XCTAssertEqual(g.nodes.map(\.description), before)
+  }
+
   func testMatchesInsideSubgraphs() throws {
     let (body, _) = transposeChain(2)
     let c = Value(name: "c", type: .tensor(.bool, []))
