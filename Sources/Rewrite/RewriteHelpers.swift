@@ -202,6 +202,38 @@ public enum RewriteHelpers {
       guard let producer = v.producer else { throw HelperError("'\(v.name)' is not computed by a node") }
       return .int(Int64(producer.outputs.count))
     },
+    // dtype(v): the element type's ONNX name ("float", "int64", ...).
+    "dtype": { args, _ in
+      try arity(args, 1, "dtype")
+      let v = try value(args[0], "the argument")
+      guard let t = v.constValue?.dataType ?? v.elementType else { throw HelperError("the type of '\(v.name)' is not known") }
+      return .string(t.name)
+    },
+    // slice(c, axis, start, end): the constant c restricted to start..<end on one axis.
+    "slice": { args, _ in
+      try arity(args, 4, "slice")
+      let t = try constant(args[0])
+      guard case .int(let a) = args[1], case .int(let start) = args[2], case .int(let end) = args[3] else {
+        throw HelperError("slice takes a constant and three integers")
+      }
+      let axis = a < 0 ? Int(a) + t.rank : Int(a)
+      guard axis >= 0, axis < t.rank, 0 <= start, start <= end, Int(end) <= t.shape[axis] else {
+        throw HelperError("slice \(start)..<\(end) on axis \(a) of shape \(t.shape)")
+      }
+      var shape = t.shape
+      shape[axis] = Int(end - start)
+      let inner = t.shape[(axis + 1)...].reduce(1, *)
+      let outer = t.shape[..<axis].reduce(1, *)
+      var indices: [Int] = []
+      indices.reserveCapacity(shape.reduce(1, *))
+      for o in 0..<outer {
+        for i in Int(start)..<Int(end) {
+          let base = (o * t.shape[axis] + i) * inner
+          indices.append(contentsOf: base..<(base + inner))
+        }
+      }
+      return .tensor(t.elements(at: indices, shape: shape))
+    },
     "len": { args, _ in
       try arity(args, 1, "len")
       guard case .list(let l) = args[0] else { throw HelperError("len of \(args[0]), which is not a list") }

@@ -143,6 +143,18 @@ final class DriverTests: XCTestCase {
     XCTAssertEqual(g.nodes.first { $0.opType == "Split" }?.outputs.map(\.name), ["q", "k"])
   }
 
+  func testConstantHelpersSliceAndType() throws {
+    let t = HostTensor(.float, [2, 3], floats: [1, 2, 3, 4, 5, 6])
+    let g = Graph(name: "g")
+    let ctx = HelperContext(graph: g)
+    XCTAssertEqual(
+      try RewriteHelpers.call("slice", [.tensor(t), .int(1), .int(1), .int(3)], ctx),
+      .tensor(HostTensor(.float, [2, 2], floats: [2, 3, 5, 6])))
+    let w = g.addInitializer(Value(name: "w"), t.tensor(name: "w"))
+    XCTAssertEqual(try RewriteHelpers.call("dtype", [.value(w)], ctx), .string("float"))
+    XCTAssertThrowsError(try RewriteHelpers.call("slice", [.tensor(t), .int(0), .int(1), .int(5)], ctx))
+  }
+
   func testTopologicalSortIsStable() {
     let (g, _) = transposeChain(3)
     let before = g.nodes.map(\.description)

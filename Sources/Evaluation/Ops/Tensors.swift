@@ -36,7 +36,7 @@ func numericKernel(
 
 extension HostTensor {
   /// The elements at these flat indices, as a tensor of `shape`.
-  func elements(at indices: [Int], shape: [Int]) -> HostTensor {
+  public func elements(at indices: [Int], shape: [Int]) -> HostTensor {
     switch storage {
     case .float(let v): HostTensor(dataType, shape, .float(indices.map { v[$0] }))
     case .int(let v): HostTensor(dataType, shape, .int(indices.map { v[$0] }))
