@@ -34,6 +34,15 @@ public final class Propagator {
   /// Decoded initializers, so a constant read by many nodes is decoded once.
   private var decoded: [ObjectIdentifier: HostTensor] = [:]
   private var overridable: Set<ObjectIdentifier> = []
+  /// Value names per graph, collected on first need (an over-limit fold needs a new name).
+  private var scopes: [ObjectIdentifier: NameScope] = [:]
+
+  private func names(_ graph: Graph) -> NameScope {
+    if let s = scopes[ObjectIdentifier(graph)] { return s }
+    let s = NameScope(graph)
+    scopes[ObjectIdentifier(graph)] = s
+    return s
+  }
 
   public init(model: Model, options: Options = .init()) {
     self.model = model
@@ -117,7 +126,7 @@ public final class Propagator {
         stats.foldedBytes += result.byteCount
       } else if let uniform = uniformScalar(result) {
         let shape = graph.addInitializer(
-          Value(name: uniqueName(value.name + "_shape", in: graph)),
+          Value(name: names(graph).fresh(value.name + "_shape")),
           HostTensor.int64s(result.shape.map(Int64.init)).tensor(name: ""))
         let fill = Node(
           "ConstantOfShape", name: node.name.isEmpty ? "" : node.name + "_fill", inputs: [shape],
@@ -183,15 +192,4 @@ public final class Propagator {
     })
     return out
   }
-}
-
-/// A name not yet used by any value in `graph` (its initializers and node outputs).
-func uniqueName(_ base: String, in graph: Graph) -> String {
-  var used = Set(graph.initializers.keys)
-  for n in graph.nodes { for o in n.outputs { used.insert(o.name) } }
-  for v in graph.inputs { used.insert(v.name) }
-  if !used.contains(base) { return base }
-  var i = 1
-  while used.contains("\(base)_\(i)") { i += 1 }
-  return "\(base)_\(i)"
 }
