@@ -23,7 +23,9 @@ public final class Graph {
 
   public private(set) var nodeCount = 0
   private var head: Node?
-  private weak var tail: Node?
+  // unowned(unsafe): a weak reference would give every node that was ever last a side
+  // table, slowing every retain of it (see Node.prev). The list keeps the tail alive.
+  private unowned(unsafe) var tail: Node?
 
   public init(name: String = "", inputs: [Value] = [], outputs: [Value] = []) {
     self.name = name

@@ -6,8 +6,8 @@ public struct Match {
   public var variables: [String: RValue] = [:]
   /// Pattern value names → the graph values they matched.
   public var values: [String: Value] = [:]
-  /// Graph nodes matched, by pattern node index.
-  public var nodes: [Int: Node] = [:]
+  /// Graph nodes matched, by pattern node index (nil: not matched yet).
+  public var nodes: [Node?] = []
 }
 
 /// Why a rule did not match at a node: which check failed, at which operand.
@@ -57,7 +57,7 @@ struct Matcher {
   }
 
   private func attempt(at root: Node, swapped: Set<Int>) -> Result<Match, MatchFailure> {
-    var m = Match()
+    var m = Match(nodes: Array(repeating: nil, count: rule.pattern.count))
     if let failure = matchNode(rule.pattern.count - 1, root, swapped, &m) { return .failure(failure) }
     // Pattern nodes the root does not reach through producers (siblings that share an
     // input, e.g. q/k/v projections of one tensor) are found among the readers of values
@@ -84,8 +84,8 @@ struct Matcher {
     guard node.opType == p.opType, node.isDefaultDomain == (p.domain.isEmpty || p.domain == "ai.onnx"),
       node.isDefaultDomain || node.domain == p.domain
     else { return MatchFailure(reason: "\(label): found \(node.opType)") }
-    if let other = m.nodes.first(where: { $0.value === node && $0.key != index }) {
-      return MatchFailure(reason: "\(label): node already matched by pattern node \(other.key)")
+    if let other = m.nodes.indices.first(where: { $0 != index && m.nodes[$0] === node }) {
+      return MatchFailure(reason: "\(label): node already matched by pattern node \(other)")
     }
     guard p.outputs.count <= node.outputs.count else {
       return MatchFailure(reason: "\(label): node has \(node.outputs.count) outputs")
