@@ -27,7 +27,6 @@ public final class RewriteDriver {
     public var description: String { "\(node): \(rule): \(result)" }
   }
 
-  let rules: [Rule]
   private let byRoot: [String: [Rule]]
   /// Node name, output name or rule name to explain; attempts on it are recorded.
   public var explain: String?
@@ -37,7 +36,6 @@ public final class RewriteDriver {
   private var needsSort = false
 
   public init(rules: [Rule]) {
-    self.rules = rules
     var index: [String: [Rule]] = [:]
     for r in rules { index[r.root.opType, default: []].append(r) }
     // Higher benefit first; file order among equals.

@@ -22,21 +22,21 @@ struct OnnxRewrite: ParsableCommand {
 /// Runs a command body, turning model and pass errors into one `error:` line (naming the
 /// file, the node and the reason) and exit code 1.
 func reportingErrors(file: String, _ body: () throws -> Void) throws {
+  let line: String
   do {
     try body()
+    return
   } catch let e as ModelFileError {
-    FileHandle.standardError.write(Data("error: \(e)\n".utf8))
-    throw ExitCode(1)
+    line = "error: \(e)"  // names its own file
   } catch let e as PassError {
-    FileHandle.standardError.write(Data("error: \(file): \(e)\n".utf8))
-    throw ExitCode(1)
+    line = "error: \(file): \(e)"
   } catch let e as RewriteError {
-    FileHandle.standardError.write(Data("error: \(file): \(e)\n".utf8))
-    throw ExitCode(1)
+    line = "error: \(file): \(e)"
   } catch let e as RuleError {
-    FileHandle.standardError.write(Data("\(e)\n".utf8))
-    throw ExitCode(1)
+    line = "\(e)"  // already `FILE:LINE:COL: error: ...`
   }
+  FileHandle.standardError.write(Data((line + "\n").utf8))
+  throw ExitCode(1)
 }
 
 func note(_ message: String) {
