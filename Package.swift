@@ -46,7 +46,7 @@ let package = Package(
     // The rule files of Rewrites/, shipped as resources (one `.copy` per area folder).
     .target(
       name: "RewriteRules", path: "Rewrites", exclude: ["README.md"],
-      sources: ["RewriteRules.swift"], resources: [.copy("generic")]),
+      sources: ["RewriteRules.swift"], resources: [.copy("generic"), .copy("legalize"), .copy("npu")]),
     // Graph passes and their registry.
     .target(name: "Passes", dependencies: ["ONNXGraph", "Evaluation", "Rewrite", "RewriteRules"]),
     .executableTarget(

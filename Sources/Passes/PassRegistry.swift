@@ -20,7 +20,20 @@ public struct PassOptions {
   public var report: (String) -> Void = { _ in }
   /// Receives a remark about one node (`--explain`): where, then what.
   public var remark: (_ node: String, _ message: String) -> Void = { _, _ in }
+  /// `--target-opset`: the default-domain opset `legalize-opset` lowers to (nil: the
+  /// pass's own default, 17, what TPU-MLIR takes).
+  public var targetOpset: Int? = nil
+  /// `--linear-form`: how `falcon-linear` writes a canonical Linear.
+  public var linearForm: LinearForm = .matmul
   public init() {}
+}
+
+/// The two canonical forms of `y = x @ W.T + b` device compilers pattern-match.
+public enum LinearForm: String, CaseIterable, Sendable {
+  /// MatMul with a pre-transposed initializer, then Add (what TorchScript exports).
+  case matmul
+  /// Gemm transB=1 on the original weight, with Reshapes around it for 3-D inputs.
+  case gemm
 }
 
 /// A whole-model transformation with a stable kebab-case name.

@@ -9,6 +9,7 @@ import RewriteRules
 public enum RulePasses {
   /// The bundled rule files, then `extra` files or folders, in that order.
   public static func library(adding extra: [String] = []) throws -> RuleLibrary {
+    NativeHelpers.registered
     var lib = RuleLibrary()
     if let bundled = RewriteRules.folder { try lib.load(path: bundled) }
     for path in extra { try lib.load(path: path) }

@@ -11,6 +11,7 @@ struct Passes: ParsableCommand {
   func run() throws {
     let library = try RulePasses.library(adding: ruleFiles)
     var rows = PassRegistry.all.map { ($0.name, $0.summary) }
+    rows += PassPipelines.all.map { ($0.name, "pipeline: " + $0.members.joined(separator: ", ")) }
     for name in library.passOrder {
       rows.append((name, "rules: " + (library.passes[name] ?? []).map(\.name).joined(separator: ", ")))
     }

@@ -51,6 +51,16 @@ struct Rewrite: ParsableCommand {
   @Option(help: ArgumentHelp("Report why each rule did or did not match at this node (name or output) or for this rule.", valueName: "node-or-rule"))
   var explain: String? = nil
 
+  @Option(
+    name: .customLong("target-opset"),
+    help: ArgumentHelp("The default-domain opset legalize-opset lowers to (default 17, what TPU-MLIR takes).", valueName: "N"))
+  var targetOpset: Int? = nil
+
+  @Option(
+    name: .customLong("linear-form"),
+    help: ArgumentHelp("How falcon-linear writes x @ W.T + b: 'matmul' (pre-transposed weight + Add) or 'gemm' (Gemm transB=1).", valueName: "form"))
+  var linearForm: String = "matmul"
+
   @Flag(help: "Make what passes would only report (a dynamic shape left, an op they cannot handle) an error.")
   var strict = false
 
@@ -60,7 +70,7 @@ struct Rewrite: ParsableCommand {
     do { library = try RulePasses.library(adding: ruleFiles) } catch let e as RuleError {
       throw ValidationError("\(e)")
     }
-    if let bad = passes.first(where: { PassRegistry.pass(named: $0) == nil && library.rules(forPass: $0) == nil }) {
+    if let bad = PassPipelines.expand(passes).first(where: { PassRegistry.pass(named: $0) == nil && library.rules(forPass: $0) == nil }) {
       throw ValidationError("Unknown pass '\(bad)'. See 'onnx-rewrite passes' for the list.")
     }
   }
@@ -74,7 +84,7 @@ struct Rewrite: ParsableCommand {
         FileHandle.standardError.write(Data("\(input):\(node): remark: \(message)\n".utf8))
       }
       let library = try RulePasses.library(adding: ruleFiles)
-      for name in passes {
+      for name in PassPipelines.expand(passes) {
         if let pass = PassRegistry.pass(named: name) {
           _ = try pass.init().run(on: model, options: options)
         } else if let rules = library.rules(forPass: name) {
@@ -116,6 +126,14 @@ extension Rewrite {
       throw ValidationError("--fold-limit \(foldLimit): give a byte count such as 16777216, 64KiB, 16MiB or 1GiB.")
     }
     o.foldLimitBytes = limit
+    if let n = targetOpset {
+      guard (7...23).contains(n) else { throw ValidationError("--target-opset \(n): give an opset between 7 and 23, e.g. 17.") }
+      o.targetOpset = n
+    }
+    guard let form = LinearForm(rawValue: linearForm) else {
+      throw ValidationError("--linear-form \(linearForm): expected one of \(LinearForm.allCases.map(\.rawValue).joined(separator: ", ")).")
+    }
+    o.linearForm = form
     return o
   }
 
