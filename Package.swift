@@ -54,7 +54,9 @@ let package = Package(
       dependencies: [
         "ONNXGraph", "ONNXIO", "Passes",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
-      ]),
+      ],
+      // verify.py: the onnxruntime side of `onnx-rewrite verify`.
+      resources: [.copy("Resources/verify.py")]),
     // Release-built I/O benchmark: `swift run -c release onnx-rewrite-bench MODEL`.
     .executableTarget(
       name: "onnx-rewrite-bench",
