@@ -180,9 +180,15 @@ public final class Propagator {
 
   /// The inferred type, unless the declared one knows more about some dimension.
   private func merge(_ old: TypeInfo?, _ new: TypeInfo) -> TypeInfo {
-    guard let old, let oldShape = old.shape, let newShape = new.shape, oldShape.rank == newShape.rank else {
-      return new.elementType == nil && old != nil ? old! : new
+    guard let old else { return new }
+    if new.elementType == nil { return old }
+    // Inference that lost the rank must not erase a declared shape (graph outputs keep theirs).
+    guard let oldShape = old.shape, let newShape = new.shape else {
+      var out = new
+      if out.shape == nil { out.shape = old.shape }
+      return out
     }
+    guard oldShape.rank == newShape.rank else { return new }
     var out = new
     out.shape = Shape(zip(oldShape.dims, newShape.dims).map { o, n in
       switch (o, n) {
