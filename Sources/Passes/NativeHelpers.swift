@@ -6,5 +6,6 @@ import Rewrite
 enum NativeHelpers {
   static let registered: Void = {
     // One line per helper family; each lives beside the pass that needs it.
+    LegalizeHelpers.register()
   }()
 }

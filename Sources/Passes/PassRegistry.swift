@@ -53,6 +53,7 @@ public enum PassRegistry {
     EliminateIdentity.self,
     EliminateNoOps.self,
     DedupeConstants.self,
+    LegalizeOpset.self,
   ]
 
   public static func pass(named name: String) -> (any GraphPass.Type)? {
