@@ -7,5 +7,6 @@ enum NativeHelpers {
   static let registered: Void = {
     // One line per helper family; each lives beside the pass that needs it.
     LegalizeHelpers.register()
+    LinearHelpers.register()
   }()
 }

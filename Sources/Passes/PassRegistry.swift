@@ -54,6 +54,7 @@ public enum PassRegistry {
     EliminateNoOps.self,
     DedupeConstants.self,
     LegalizeOpset.self,
+    FalconLinear.self, CanonicalLinear.self, FP16SafeMasks.self,
   ]
 
   public static func pass(named name: String) -> (any GraphPass.Type)? {
