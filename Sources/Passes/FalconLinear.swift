@@ -25,15 +25,7 @@ public struct FalconLinear: GraphPass {
     }
     // The dynamic-shape Gemm restores the shape with Reshape allowzero=1 (opset 14+).
     if (model.opsetVersion(for: "") ?? 0) < 14 { rules.removeAll { $0.name == "linear-gemm-dynamic" } }
-    let declared = model.graph.outputs.map { ($0, $0.type) }
-    let result = try RulePasses.run(rulePass, rules: rules, on: model, options: options)
-    // The shape inference RulePasses runs replaces a declared output shape by "unknown
-    // rank" where it cannot infer one (Propagator.merge); a graph output without a shape
-    // fails the checker, so the declared shape is put back.
-    for (v, type) in declared where v.shape == nil && type?.shape != nil && v.elementType == type?.elementType {
-      v.type = type
-    }
-    return result
+    return try RulePasses.run(rulePass, rules: rules, on: model, options: options)
   }
 }
 

@@ -64,7 +64,7 @@ public struct LegalizeOpset: GraphPass {
 
     let inlined = try InlineFunctions.run(on: model, pass: Self.name)
     // Split needs static dims, the checks need element types.
-    inferTypesKeepingDeclaredShapes(model)
+    Propagator(model: model, options: .init(fold: false)).run(model.graph)
 
     let ctx = LegalizeContext(source: source, target: target)
     var work: [() throws -> Void] = []
@@ -121,15 +121,6 @@ public struct LegalizeOpset: GraphPass {
     }
     visit(model.graph)
     return out
-  }
-
-  /// Shape inference, but a graph output whose inferred type knows no shape keeps the
-  /// shape it declared (the Propagator replaces it by the shapeless inferred type, e.g.
-  /// after a Reshape to a computed shape, and the checker rejects an output without one).
-  func inferTypesKeepingDeclaredShapes(_ model: Model) {
-    let declared = graphs(of: model).flatMap(\.outputs).map { ($0, $0.type) }
-    Propagator(model: model, options: .init(fold: false)).run(model.graph)
-    for (v, type) in declared where v.type?.shape == nil && type?.shape != nil { v.type = type }
   }
 
   func stamp(_ model: Model, target: Int) {
