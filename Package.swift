@@ -11,6 +11,7 @@ let package = Package(
     .library(name: "Evaluation", targets: ["Evaluation"]),
     .library(name: "Rewrite", targets: ["Rewrite"]),
     .library(name: "Passes", targets: ["Passes"]),
+    .library(name: "Tiling", targets: ["Tiling"]),
     .executable(name: "onnx-rewrite", targets: ["onnx-rewrite"]),
   ],
   dependencies: [
@@ -49,10 +50,12 @@ let package = Package(
       sources: ["RewriteRules.swift"], resources: [.copy("generic"), .copy("legalize"), .copy("npu")]),
     // Graph passes and their registry.
     .target(name: "Passes", dependencies: ["ONNXGraph", "Evaluation", "Rewrite", "RewriteRules"]),
+    // Per-layer tiling: finds the repeated blocks and cuts the model into one file per tile.
+    .target(name: "Tiling", dependencies: ["ONNXGraph", "ONNXIO", "Evaluation"]),
     .executableTarget(
       name: "onnx-rewrite",
       dependencies: [
-        "ONNXGraph", "ONNXIO", "Passes",
+        "ONNXGraph", "ONNXIO", "Passes", "Tiling",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
       // verify.py: the onnxruntime side of `onnx-rewrite verify`.
@@ -69,5 +72,6 @@ let package = Package(
     .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "ONNXGraph"]),
     .testTarget(name: "PassesTests", dependencies: ["Passes", "Evaluation", "ONNXGraph", "ONNXIO", "Rewrite"]),
     .testTarget(name: "RewriteTests", dependencies: ["Rewrite", "Evaluation", "ONNXGraph"]),
+    .testTarget(name: "TilingTests", dependencies: ["Tiling", "ONNXGraph", "ONNXIO"]),
   ]
 )

@@ -15,7 +15,7 @@ struct OnnxRewrite: ParsableCommand {
       Without passes this is a lossless round trip. Weights are memory-mapped, never copied.
       """,
     version: "0.1.0",
-    subcommands: [Rewrite.self, Inspect.self, Print.self, Passes.self, Verify.self],
+    subcommands: [Rewrite.self, Inspect.self, Print.self, Passes.self, Tile.self, Verify.self],
     defaultSubcommand: Rewrite.self)
 }
 
