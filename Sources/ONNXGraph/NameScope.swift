@@ -16,13 +16,17 @@ public final class NameScope {
     collect(graph)
   }
 
-  /// `base`, or `base_1`, `base_2`, … whichever is free; it is then taken.
+  /// `base`, or `base.1`, `base.2`, … whichever is free; it is then taken.
+  ///
+  /// Not `base_1`: TPU-MLIR names the copies of a shared constant `NAME_1`, `NAME_2`, … and
+  /// aborts ("failed to clone tensor") when such a name exists already. TorchScript's own
+  /// names (`input.1`) use the dot too, so every compiler that takes those takes these.
   public func fresh(_ base: String) -> String {
     var name = base
     var i = 0
     while used.contains(name) {
       i += 1
-      name = "\(base)_\(i)"
+      name = "\(base).\(i)"
     }
     used.insert(name)
     return name
