@@ -53,6 +53,7 @@ public enum PassRegistry {
     EliminateIdentity.self,
     EliminateNoOps.self,
     DedupeConstants.self,
+    ScatterNDToConcat.self, GatherNDToGather.self,
     LegalizeOpset.self,
     FalconLinear.self, CanonicalLinear.self, FP16SafeMasks.self,
   ]
