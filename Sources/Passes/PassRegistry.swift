@@ -53,7 +53,7 @@ public enum PassRegistry {
     EliminateIdentity.self,
     EliminateNoOps.self,
     DedupeConstants.self,
-    ScatterNDToConcat.self, GatherNDToGather.self,
+    ScatterNDToConcat.self, GatherNDToGather.self, AttentionPermutes.self,
     LegalizeOpset.self,
     FalconLinear.self, CanonicalLinear.self, FP16SafeMasks.self,
   ]
