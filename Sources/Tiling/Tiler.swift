@@ -448,18 +448,6 @@ public final class Tiler {
   }
 }
 
-/// 1536 -> "1.5 KiB".
-public func formatBytes(_ n: Int) -> String {
-  let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-  var value = Double(n)
-  var u = 0
-  while value >= 1024 && u < units.count - 1 {
-    value /= 1024
-    u += 1
-  }
-  return u == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[u])
-}
-
 /// "1.5 KiB (1536 bytes)", for errors that say by how much.
 func exactBytes(_ n: Int) -> String { n < 1024 ? "\(n) bytes" : "\(formatBytes(n)) (\(n) bytes)" }
 

@@ -66,13 +66,3 @@ struct Inspect: ParsableCommand {
   }
 }
 
-func formatBytes(_ n: Int) -> String {
-  let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-  var v = Double(n)
-  var i = 0
-  while v >= 1024 && i < units.count - 1 {
-    v /= 1024
-    i += 1
-  }
-  return i == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[i])
-}

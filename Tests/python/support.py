@@ -37,6 +37,34 @@ def record_reports() -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
+# Goldens
+
+
+def check_golden(golden: Path, text: str, record_hint: str = "ONNX_REWRITE_RECORD=failed Scripts/test -k golden") -> None:
+    """`text` must equal the golden file. ONNX_REWRITE_RECORD=all rewrites it, =failed only when
+    it differs or is missing (then the test passes: read the diff before committing)."""
+    import difflib
+
+    import pytest
+
+    mode = os.environ.get("ONNX_REWRITE_RECORD", "never")
+    if mode == "all" or (mode == "failed" and (not golden.exists() or golden.read_text() != text)):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+        return
+    assert golden.exists(), f"missing golden file {golden.relative_to(REPO_ROOT)}; record it with {record_hint}"
+    expected = golden.read_text()
+    if expected != text:
+        diff = "".join(list(difflib.unified_diff(expected.splitlines(True), text.splitlines(True), "golden", "now"))[:60])
+        pytest.fail(f"{golden.relative_to(REPO_ROOT)} differs (ONNX_REWRITE_RECORD=failed to accept):\n{diff}")
+
+
+def input_shape_args(feed: dict[str, Any]) -> list[str]:
+    """`--input-shape NAME=D0,D1,...` for every array of a feed (sorted by name)."""
+    return [a for name, v in sorted(feed.items()) for a in ("--input-shape", f"{name}=" + ",".join(map(str, v.shape)))]
+
+
+# ---------------------------------------------------------------------------------------------
 # The CLI
 
 

@@ -29,10 +29,6 @@ FOUR_PER_LAYER = ("llama-ts", "phi3-ts", "falcon-ts", "falcon-ts-nofold", "llama
                   "falcon-ts-446")
 
 
-def bind_args(feed: dict[str, np.ndarray]) -> list[str]:
-    return [a for name, v in sorted(feed.items()) for a in ("--input-shape", f"{name}=" + ",".join(map(str, v.shape)))]
-
-
 def layers(fixture: Path) -> int:
     meta = json.loads((fixture / "meta.json").read_text())
     config = meta.get("config", {})
@@ -47,7 +43,7 @@ def newest_op_version(node: onnx.NodeProto, opset: int) -> int:
 def test_npu_pipeline(fixture: Path, tmp_path: Path):
     feed = dict(np.load(fixture / "inputs.npz"))
     out = tmp_path / "npu.onnx"
-    proc = support.run_cli("--pass", "npu", *bind_args(feed), fixture / "model.onnx", "-o", out)
+    proc = support.run_cli("--pass", "npu", *support.input_shape_args(feed), fixture / "model.onnx", "-o", out)
     assert proc.returncode == 0, support.describe(proc)
 
     before = onnx.load(fixture / "model.onnx")

@@ -20,13 +20,6 @@ FIXTURES = sorted(p.parent for p in support.FIXTURES_DIR.glob("*/model.onnx"))
 RESULTS: dict[str, dict] = {}
 
 
-def bind_args(feed: dict[str, np.ndarray]) -> list[str]:
-    args = []
-    for name, value in sorted(feed.items()):
-        args += ["--input-shape", f"{name}=" + ",".join(str(d) for d in value.shape)]
-    return args
-
-
 def static_shape(tensor_type) -> bool:
     return tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in tensor_type.shape.dim)
 
@@ -35,7 +28,7 @@ def static_shape(tensor_type) -> bool:
 def test_static_shape_folds_every_shape_computation(fixture: Path, tmp_path: Path):
     feed = dict(np.load(fixture / "inputs.npz"))
     out = tmp_path / "static.onnx"
-    proc = support.run_cli("--pass", "static-shape", *bind_args(feed), fixture / "model.onnx", "-o", out)
+    proc = support.run_cli("--pass", "static-shape", *support.input_shape_args(feed), fixture / "model.onnx", "-o", out)
     assert proc.returncode == 0, support.describe(proc)
 
     model = onnx.load(out)
@@ -72,7 +65,7 @@ def test_static_shape_node_count_is_no_higher_than_onnxsim(fixture: Path, tmp_pa
     onnxsim = pytest.importorskip("onnxsim")
     feed = dict(np.load(fixture / "inputs.npz"))
     out = tmp_path / "static.onnx"
-    proc = support.run_cli("--pass", "static-shape", *bind_args(feed), fixture / "model.onnx", "-o", out)
+    proc = support.run_cli("--pass", "static-shape", *support.input_shape_args(feed), fixture / "model.onnx", "-o", out)
     assert proc.returncode == 0, support.describe(proc)
     ours = len(onnx.load(out).graph.node)
     simplified, ok = onnxsim.simplify(
@@ -114,12 +107,10 @@ GOLDEN_FIXTURES = ["llama-ts", "gptbigcode-ts", "falcon-dynamo"]
 
 @pytest.mark.parametrize("name", GOLDEN_FIXTURES)
 def test_static_shape_matches_its_golden_file(name: str, tmp_path: Path):
-    import os
-
     fixture = support.FIXTURES_DIR / name
     feed = dict(np.load(fixture / "inputs.npz"))
     out = tmp_path / "static.onnx"
-    args = bind_args(feed)
+    args = support.input_shape_args(feed)
     proc = support.run_cli("--pass", "static-shape", *args, fixture / "model.onnx", "-o", out)
     assert proc.returncode == 0, support.describe(proc)
     printed = support.run_cli("print", out)
@@ -128,19 +119,7 @@ def test_static_shape_matches_its_golden_file(name: str, tmp_path: Path):
             "# Recorded with ONNX_REWRITE_RECORD=failed Scripts/test -k golden; read the diff before committing.\n"
             + printed.stdout)
     golden = GOLDEN_DIR / f"{name}.onnxtxt"
-    mode = os.environ.get("ONNX_REWRITE_RECORD", "never")
-    if mode == "all" or (mode == "failed" and (not golden.exists() or golden.read_text() != text)):
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(text)
-        return
-    assert golden.exists(), (f"missing golden file {golden.relative_to(support.REPO_ROOT)}; "
-                              "record it with ONNX_REWRITE_RECORD=failed Scripts/test -k golden")
-    expected = golden.read_text()
-    if expected != text:
-        import difflib
-        diff = "".join(list(difflib.unified_diff(expected.splitlines(True), text.splitlines(True),
-                                                 "golden", "now"))[:60])
-        pytest.fail(f"{golden.relative_to(support.REPO_ROOT)} differs (ONNX_REWRITE_RECORD=failed to accept):\n{diff}")
+    support.check_golden(golden, text)
 
 
 def test_static_shape_rejects_bad_bindings_with_a_clear_error(tmp_path: Path):

@@ -9,7 +9,6 @@ the largest weight is an error that says by how much. The manifest of llama-ts i
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -24,13 +23,6 @@ FIXTURES = sorted(p.parent for p in support.FIXTURES_DIR.glob("*/model.onnx"))
 GOLDEN_DIR = support.REPO_ROOT / "Tests" / "Goldens" / "tiling"
 
 
-def bind_args(feed: dict[str, np.ndarray]) -> list[str]:
-    args = []
-    for name, value in sorted(feed.items()):
-        args += ["--input-shape", f"{name}=" + ",".join(str(d) for d in value.shape)]
-    return args
-
-
 def layer_count(fixture: Path) -> int:
     meta = json.loads((fixture / "meta.json").read_text())
     # Text models: the decoder layers. Mllama's vision tower: its local layers (the global
@@ -42,7 +34,7 @@ def tile(fixture: Path, out: Path, *extra, static: bool = True):
     feed = dict(np.load(fixture / "inputs.npz"))
     args = ["tile", fixture / "model.onnx", "--out", out, *extra]
     if static:
-        args += bind_args(feed)
+        args += support.input_shape_args(feed)
     return support.run_cli(*args)
 
 
@@ -148,7 +140,7 @@ def test_group_two_merges_pairs_of_layers(fixture: Path, tmp_path: Path):
 
 def test_dry_run_prints_the_table_and_writes_nothing(tmp_path: Path):
     fixture = support.FIXTURES_DIR / "llama-ts"
-    proc = support.run_cli("tile", fixture / "model.onnx", "--dry-run", *bind_args(dict(np.load(fixture / "inputs.npz"))),
+    proc = support.run_cli("tile", fixture / "model.onnx", "--dry-run", *support.input_shape_args(dict(np.load(fixture / "inputs.npz"))),
                            cwd=tmp_path)
     assert proc.returncode == 0, support.describe(proc)
     lines = proc.stdout.splitlines()
@@ -233,23 +225,11 @@ def test_manifest_golden_llama_ts(tmp_path: Path):
     out = tmp_path / "tiles"
     feed = dict(np.load(fixture / "inputs.npz"))
     # A relative source path keeps the golden independent of the checkout's location.
-    proc = support.run_cli("tile", "Fixtures/llama-ts/model.onnx", "--out", out, *bind_args(feed), cwd=support.REPO_ROOT)
+    proc = support.run_cli("tile", "Fixtures/llama-ts/model.onnx", "--out", out, *support.input_shape_args(feed), cwd=support.REPO_ROOT)
     assert proc.returncode == 0, support.describe(proc)
     text = (out / "manifest.json").read_text()
     golden = GOLDEN_DIR / "llama-ts.manifest.json"
-    mode = os.environ.get("ONNX_REWRITE_RECORD", "never")
-    if mode == "all" or (mode == "failed" and (not golden.exists() or golden.read_text() != text)):
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(text)
-        return
-    assert golden.exists(), (f"missing golden file {golden.relative_to(support.REPO_ROOT)}; "
-                             "record it with ONNX_REWRITE_RECORD=all")
-    expected = golden.read_text()
-    if expected != text:
-        import difflib
-        diff = "".join(list(difflib.unified_diff(expected.splitlines(True), text.splitlines(True),
-                                                 "golden", "now"))[:60])
-        pytest.fail(f"{golden.relative_to(support.REPO_ROOT)} differs (ONNX_REWRITE_RECORD=failed to accept):\n{diff}")
+    support.check_golden(golden, text)
 
 
 def test_external_data_gives_each_tile_its_own_data_file(tmp_path: Path):

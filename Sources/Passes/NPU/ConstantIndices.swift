@@ -39,3 +39,29 @@ extension Graph {
     return addInitializer(v, t.tensor(name: v.name))
   }
 }
+
+/// Runs `rewrite` on every `opType` node of the model (after shape inference); it returns nil
+/// when it rewrote the node, else why not. Kept nodes are reported, and with `--strict` the
+/// first is an error naming it. Returns how many were rewritten.
+func rewriteEach(
+  _ opType: String, in model: Model, pass: String, options: PassOptions,
+  _ rewrite: (Node, Graph, NameScope) -> String?
+) throws -> Int {
+  // Static shapes decide what can be rewritten: infer them (nothing is folded here).
+  Propagator(model: model, options: .init(fold: false)).run(model.graph)
+  var rewritten = 0
+  var kept: [(String, String)] = []
+  for g in model.allGraphs {
+    let names = NameScope(g)
+    for n in g.nodes where n.opType == opType && n.isDefaultDomain {
+      if let reason = rewrite(n, g, names) { kept.append((n.displayName, reason)) } else { rewritten += 1 }
+    }
+  }
+  if rewritten > 0 { DeadCodeElimination().sweep(model.graph, keepInitializers: false) }
+  options.report("\(pass): \(rewritten) \(opType) rewritten, \(kept.count) left")
+  for (node, reason) in kept {
+    if options.strict { throw PassError(pass: pass, location: node, reason: reason) }
+    options.report("\(pass): \(node): \(opType) kept: \(reason)")
+  }
+  return rewritten
+}

@@ -22,21 +22,8 @@ public struct ScatterNDToConcat: GraphPass {
   public init() {}
 
   public func run(on model: Model, options: PassOptions) throws -> PassResult {
-    // Static shapes decide both the box and the slices: infer them (nothing is folded here).
-    Propagator(model: model, options: .init(fold: false)).run(model.graph)
-    var rewritten = 0
-    var left: [(String, String)] = []
-    for g in model.allGraphs {
-      let names = NameScope(g)
-      for n in g.nodes where n.opType == "ScatterND" && n.isDefaultDomain {
-        if let reason = rewrite(n, in: g, names: names) { left.append((n.displayName, reason)) } else { rewritten += 1 }
-      }
-    }
-    if rewritten > 0 { DeadCodeElimination().sweep(model.graph, keepInitializers: false) }
-    options.report("\(Self.name): \(rewritten) ScatterND rewritten, \(left.count) left")
-    for (node, reason) in left {
-      if options.strict { throw PassError(pass: Self.name, location: node, reason: reason) }
-      options.report("\(Self.name): \(node): ScatterND kept: \(reason)")
+    let rewritten = try rewriteEach("ScatterND", in: model, pass: Self.name, options: options) { n, g, names in
+      rewrite(n, in: g, names: names)
     }
     return PassResult(modified: rewritten > 0)
   }
