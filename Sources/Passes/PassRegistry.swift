@@ -25,6 +25,12 @@ public struct PassOptions {
   public var targetOpset: Int? = nil
   /// `--linear-form`: how `falcon-linear` writes a canonical Linear.
   public var linearForm: LinearForm = .matmul
+  /// `--kv-output`: what `kv-cache-io` makes each `present.N.*` output return.
+  public var kvOutput: KVOutput = .new
+  /// `--positions`: whether `kv-cache-io` makes `position_ids` a graph input.
+  public var kvPositions: KVPositions = .computed
+  /// `--mask`: whether `kv-cache-io` takes an additive `attention_bias` instead of `attention_mask`.
+  public var kvMask: KVMask = .padding
   public init() {}
 }
 
@@ -56,6 +62,7 @@ public enum PassRegistry {
     ScatterNDToConcat.self, GatherNDToGather.self, AttentionPermutes.self,
     LegalizeOpset.self,
     FalconLinear.self, CanonicalLinear.self, FP16SafeMasks.self,
+    KVCacheIO.self,
   ]
 
   public static func pass(named name: String) -> (any GraphPass.Type)? {

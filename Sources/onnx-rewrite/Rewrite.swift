@@ -61,6 +61,21 @@ struct Rewrite: ParsableCommand {
     help: ArgumentHelp("How falcon-linear writes x @ W.T + b: 'matmul' (pre-transposed weight + Add) or 'gemm' (Gemm transB=1).", valueName: "form"))
   var linearForm: String = "matmul"
 
+  @Option(
+    name: .customLong("kv-output"),
+    help: ArgumentHelp("What kv-cache-io makes each present.N.* output return: 'new' (only the new tokens' K/V) or 'full' (the whole cache, as exported).", valueName: "new|full"))
+  var kvOutput: String = "new"
+
+  @Option(
+    name: .customLong("positions"),
+    help: ArgumentHelp("Where kv-cache-io takes token positions from: 'computed' (from the cache length, as exported) or 'input' (a position_ids graph input).", valueName: "computed|input"))
+  var positions: String = "computed"
+
+  @Option(
+    name: .customLong("mask"),
+    help: ArgumentHelp("How kv-cache-io takes the attention mask: 'padding' (attention_mask, as exported) or 'bias' (an additive attention_bias [batch, 1, sequence, total] input).", valueName: "padding|bias"))
+  var mask: String = "padding"
+
   @Flag(help: "Make what passes would only report (a dynamic shape left, an op they cannot handle) an error.")
   var strict = false
 
@@ -134,6 +149,18 @@ extension Rewrite {
       throw ValidationError("--linear-form \(linearForm): expected one of \(LinearForm.allCases.map(\.rawValue).joined(separator: ", ")).")
     }
     o.linearForm = form
+    guard let kv = KVOutput(rawValue: kvOutput) else {
+      throw ValidationError("--kv-output \(kvOutput): expected one of \(KVOutput.allCases.map(\.rawValue).joined(separator: ", ")).")
+    }
+    o.kvOutput = kv
+    guard let p = KVPositions(rawValue: positions) else {
+      throw ValidationError("--positions \(positions): expected one of \(KVPositions.allCases.map(\.rawValue).joined(separator: ", ")).")
+    }
+    o.kvPositions = p
+    guard let m = KVMask(rawValue: mask) else {
+      throw ValidationError("--mask \(mask): expected one of \(KVMask.allCases.map(\.rawValue).joined(separator: ", ")).")
+    }
+    o.kvMask = m
     return o
   }
 
