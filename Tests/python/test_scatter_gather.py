@@ -65,3 +65,28 @@ def test_strict_names_a_scatter_it_cannot_rewrite(tmp_path: Path):
     assert proc.returncode == 1, support.describe(proc)
     assert "error:" in proc.stderr and "y: scatternd-to-concat: indices are not one contiguous block" in proc.stderr
     assert not strict_out.exists()
+
+
+@pytest.mark.parametrize("op,text", [
+    ("scatternd-to-concat", """
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[5,3] x, int64[2,1] idx, float[2,3] u) => (float[5,3] y) {
+          y = ScatterND (x, idx, u)
+        }"""),
+    ("gathernd-to-gather", """
+        <ir_version: 8, opset_import: ["" : 17]>
+        g (float[6,2,3] x, int64[1,1] idx) => (float[1,2,3] y) {
+          y = GatherND (x, idx)
+        }"""),
+])
+def test_strict_names_runtime_indices(op: str, text: str, tmp_path: Path):
+    src, out = tmp_path / "in.onnx", tmp_path / "out.onnx"
+    onnx.save(onnx.parser.parse_model(text), src)
+    proc = support.run_cli(src, "-o", out, "--pass", op)
+    assert proc.returncode == 0 and "indices are not constant" in proc.stderr, support.describe(proc)
+    assert [n.op_type for n in onnx.load(out).graph.node] == [onnx.load(src).graph.node[0].op_type]
+    strict_out = tmp_path / "strict.onnx"
+    proc = support.run_cli(src, "-o", strict_out, "--pass", op, "--strict")
+    assert proc.returncode == 1, support.describe(proc)
+    assert f"y: {op}: indices are not constant" in proc.stderr, support.describe(proc)
+    assert not strict_out.exists()
