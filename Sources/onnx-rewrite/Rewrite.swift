@@ -145,23 +145,20 @@ extension Rewrite {
       guard (7...23).contains(n) else { throw ValidationError("--target-opset \(n): give an opset between 7 and 23, e.g. 17.") }
       o.targetOpset = n
     }
-    guard let form = LinearForm(rawValue: linearForm) else {
-      throw ValidationError("--linear-form \(linearForm): expected one of \(LinearForm.allCases.map(\.rawValue).joined(separator: ", ")).")
-    }
-    o.linearForm = form
-    guard let kv = KVOutput(rawValue: kvOutput) else {
-      throw ValidationError("--kv-output \(kvOutput): expected one of \(KVOutput.allCases.map(\.rawValue).joined(separator: ", ")).")
-    }
-    o.kvOutput = kv
-    guard let p = KVPositions(rawValue: positions) else {
-      throw ValidationError("--positions \(positions): expected one of \(KVPositions.allCases.map(\.rawValue).joined(separator: ", ")).")
-    }
-    o.kvPositions = p
-    guard let m = KVMask(rawValue: mask) else {
-      throw ValidationError("--mask \(mask): expected one of \(KVMask.allCases.map(\.rawValue).joined(separator: ", ")).")
-    }
-    o.kvMask = m
+    o.linearForm = try choice(linearForm, option: "--linear-form")
+    o.kvOutput = try choice(kvOutput, option: "--kv-output")
+    o.kvPositions = try choice(positions, option: "--positions")
+    o.kvMask = try choice(mask, option: "--mask")
     return o
+  }
+
+  /// One of an option's named values, or a usage error listing them.
+  private func choice<E: RawRepresentable & CaseIterable>(_ value: String, option: String) throws -> E
+  where E.RawValue == String {
+    guard let e = E(rawValue: value) else {
+      throw ValidationError("\(option) \(value): expected one of \(E.allCases.map(\.rawValue).joined(separator: ", ")).")
+    }
+    return e
   }
 
   private func split(_ spec: String, option: String, example: String) throws -> (String, String) {
