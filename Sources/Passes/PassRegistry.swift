@@ -31,6 +31,8 @@ public struct PassOptions {
   public var kvPositions: KVPositions = .computed
   /// `--mask`: whether `kv-cache-io` takes an additive `attention_bias` instead of `attention_mask`.
   public var kvMask: KVMask = .padding
+  /// `--kv-layout`: the axis order of `kv-cache-io`'s past inputs and present outputs.
+  public var kvLayout: KVLayout = .bhsd
   public init() {}
 }
 

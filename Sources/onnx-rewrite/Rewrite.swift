@@ -76,6 +76,11 @@ struct Rewrite: ParsableCommand {
     help: ArgumentHelp("How kv-cache-io takes the attention mask: 'padding' (attention_mask, as exported) or 'bias' (an additive attention_bias [batch, 1, sequence, total] input).", valueName: "padding|bias"))
   var mask: String = "padding"
 
+  @Option(
+    name: .customLong("kv-layout"),
+    help: ArgumentHelp("The axis order kv-cache-io gives the past inputs and present outputs: 'bhsd' ([batch, kv_heads, sequence, head_dim], as exported) or 'bshd' ([batch, sequence, kv_heads, head_dim]).", valueName: "bhsd|bshd"))
+  var kvLayout: String = "bhsd"
+
   @Flag(help: "Make what passes would only report (a dynamic shape left, an op they cannot handle) an error.")
   var strict = false
 
@@ -149,6 +154,7 @@ extension Rewrite {
     o.kvOutput = try choice(kvOutput, option: "--kv-output")
     o.kvPositions = try choice(positions, option: "--positions")
     o.kvMask = try choice(mask, option: "--mask")
+    o.kvLayout = try choice(kvLayout, option: "--kv-layout")
     return o
   }
 

@@ -209,16 +209,19 @@ def test_mask_bias(fixture: str, options: tuple[str, ...], tmp_path: Path) -> No
 BUFFER = 8  # fixed past length of the static decode graph: the runtime's KV buffer slots
 
 
+@pytest.mark.parametrize("layout", ["bhsd", "bshd"])
 @pytest.mark.parametrize("fixture", KV_FIXTURES)
-def test_fixed_buffer_decode_loop(fixture: str, tmp_path: Path) -> None:
+def test_fixed_buffer_decode_loop(fixture: str, layout: str, tmp_path: Path) -> None:
     """The runtime's view: a static one-token graph over a fixed BUFFER-slot cache. The test
     owns the buffer, writes each step's new K/V at slot `position`, passes position_ids and
-    a bias masking unfilled slots and padding; logits match the original step by step."""
+    a bias masking unfilled slots and padding; logits match the original step by step.
+    With bshd the buffer is [batch, BUFFER, kv_heads, head_dim] and a slot is axis 1."""
     original = FIXTURES_DIR / fixture / "model.onnx"
     reference = feeds(fixture)
     batch = reference["input_ids"].shape[0]
     out = tmp_path / "static.onnx"
     proc = run_cli(original, "-o", out, "--pass", "kv-cache-io", "--positions", "input", "--mask", "bias",
+                   "--kv-layout", layout,
                    "--pass", "static-shape", "--dim", f"batch_size={batch}", "--dim", "sequence_length=1",
                    "--dim", f"past_sequence_length={BUFFER}", "--dim", f"total_sequence_length={BUFFER + 1}")
     assert proc.returncode == 0, describe(proc)
@@ -227,7 +230,9 @@ def test_fixed_buffer_decode_loop(fixture: str, tmp_path: Path) -> None:
     after = [n.op_type for n in onnx.load(str(out), load_external_data=False).graph.node]
     for op in ("Shape", "Range", "ScatterND"):
         assert after.count(op) == 0, f"{op} left: {after.count(op)}"
-    assert after.count("Transpose") <= before.count("Transpose")
+    # bshd adds one Transpose per past input and at most one per present output.
+    layout_transposes = 2 * sum(n.startswith("present.") for n in output_names(original)) if layout == "bshd" else 0
+    assert after.count("Transpose") <= before.count("Transpose") + layout_transposes
 
     names = output_names(original)
     pasts = [k for k in reference if k.startswith("past_key_values.")]
@@ -251,14 +256,17 @@ def test_fixed_buffer_decode_loop(fixture: str, tmp_path: Path) -> None:
         allowed[:, :position] = ref_mask == 1
         allowed[:, BUFFER] = True
         bias = np.where(allowed, 0, np.finfo(np.float32).min).astype(np.float32)[:, None, None, :]
+        fed = buffer if layout == "bhsd" else {k: np.ascontiguousarray(v.transpose(0, 2, 1, 3)) for k, v in buffer.items()}
         got = dict(zip(names, session.run(None, {
             "input_ids": token, "position_ids": np.full((batch, 1), position, np.int64),
-            "attention_bias": bias, **buffer})))
+            "attention_bias": bias, **fed})))
         assert max_diff(got["logits"], ref["logits"]) <= TOLERANCE, f"step {step}"
         for name in names:
             if name.startswith("present."):
                 past = "past_key_values." + name[len("present."):]
-                buffer[past][:, :, position] = got[name][:, :, 0]
+                new = got[name] if layout == "bhsd" else got[name].transpose(0, 2, 1, 3)
+                assert new.shape[2] == 1, f"{name}: {got[name].shape}"
+                buffer[past][:, :, position] = new[:, :, 0]
                 ref_cache[past] = ref[name]
         ref_mask = mask
         position += 1
@@ -308,3 +316,55 @@ def test_static_decode_step_has_no_shape_ops(fixture: str, tmp_path: Path) -> No
     for name in names:
         if name.startswith("present."):
             assert max_diff(actual[name], expected[name][:, :, -1:, :]) <= TOLERANCE, name
+
+
+def to_bshd(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array.transpose(0, 2, 1, 3))
+
+
+@pytest.mark.parametrize("options", [(), ("--kv-output", "full"), ("--positions", "input", "--mask", "bias")],
+                         ids=["new", "full", "positions+bias"])
+@pytest.mark.parametrize("fixture", KV_FIXTURES)
+def test_kv_layout_bshd(fixture: str, options: tuple[str, ...], tmp_path: Path) -> None:
+    """Caches in and out as [batch, sequence, kv_heads, head_dim]: the same results as the
+    original once the caches are transposed, and the declared shapes say so."""
+    original = FIXTURES_DIR / fixture / "model.onnx"
+    out = rewrite(fixture, tmp_path / "bshd.onnx", "--kv-layout", "bshd", *options)
+    names = output_names(original)
+    assert output_names(out) == names
+    original_model = onnx.load(str(original), load_external_data=False)
+    model = onnx.load(str(out), load_external_data=False)
+
+    def dims(info: onnx.ValueInfoProto) -> list:
+        return [d.dim_param or d.dim_value for d in info.type.tensor_type.shape.dim]
+
+    before = {i.name: dims(i) for i in list(original_model.graph.input) + list(original_model.graph.output)}
+    after = {i.name: dims(i) for i in list(model.graph.input) + list(model.graph.output)}
+    sequence_dim = after["input_ids"][1]
+    for name in names:
+        if name.startswith("present."):
+            b, heads, _, dim = before[name]
+            past = "past_key_values." + name[len("present."):]
+            assert after[past] == [b, before[past][2], heads, dim], past
+            total = before[name][2] if "full" in options else sequence_dim
+            assert after[name] == [b, total, heads, dim], name
+
+    inputs = feeds(fixture)
+    batch, sequence = inputs["input_ids"].shape
+    expected = dict(zip(names, ort_run(original, inputs)))
+    fed = {k: to_bshd(v) if k.startswith("past_key_values.") else v for k, v in inputs.items()}
+    if "--positions" in options:
+        fed["position_ids"] = positions_after(inputs["past_key_values.0.key"], batch, sequence)
+        fed["attention_bias"] = hf_bias(fed.pop("attention_mask"), sequence)
+    actual = dict(zip(names, ort_run(out, fed)))
+    assert max_diff(actual["logits"], expected["logits"]) <= TOLERANCE
+    for name in names:
+        if name.startswith("present."):
+            want = expected[name] if "full" in options else expected[name][:, :, -sequence:, :]
+            assert max_diff(actual[name], to_bshd(want)) <= TOLERANCE, name
+
+
+def test_bad_kv_layout_value_is_a_usage_error(tmp_path: Path) -> None:
+    proc = run_cli(FIXTURES_DIR / "llama-kv-ts" / "model.onnx", "-o", tmp_path / "out.onnx",
+                   "--pass", "kv-cache-io", "--kv-layout", "bhds")
+    assert proc.returncode != 0 and "--kv-layout bhds" in proc.stderr, describe(proc)

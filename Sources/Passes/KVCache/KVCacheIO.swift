@@ -16,7 +16,7 @@ public enum KVOutput: String, CaseIterable, Sendable {
 /// the same name; attention inside the graph still reads the concatenated cache.
 public struct KVCacheIO: GraphPass {
   public static let name = "kv-cache-io"
-  public static let summary = "Decode graphs: return only the new tokens' K/V (--kv-output), take position_ids (--positions input) and an additive attention_bias (--mask bias) as inputs."
+  public static let summary = "Decode graphs: return only the new tokens' K/V (--kv-output), take position_ids (--positions input) and an additive attention_bias (--mask bias) as inputs, caches as [batch, sequence, heads, dim] (--kv-layout bshd)."
   public init() {}
 
   public func run(on model: Model, options: PassOptions) throws -> PassResult {
@@ -29,6 +29,7 @@ public struct KVCacheIO: GraphPass {
     }
     options.report("kv-cache-io: \(caches.count) cache outputs (\(caches.map(\.output.name).joined(separator: ", ")))")
     let names = NameScope(graph)
+    let outputNames = caches.map(\.output.name)
     var modified = false
     if options.kvOutput == .new {
       let sequenceDim = graph.inputs.first { $0.name == "input_ids" }?.shape.flatMap { $0.rank >= 2 ? $0.dims[1] : nil }
@@ -48,7 +49,24 @@ public struct KVCacheIO: GraphPass {
     // The replaced position and mask arithmetic (and its Shape reads of the cache) is now unread.
     if modified { _ = try DeadCodeElimination().run(on: model, options: options) }
     if options.kvMask == .bias { try KVMaskBias.retireMaskInput(from: graph, pass: Self.name) }
+    if options.kvLayout == .bshd {
+      try KVLayoutBSHD.apply(to: graph, caches: caches, outputNames: outputNames, names: names, pass: Self.name)
+      try foldTransposes(model, options: options)
+      for name in outputNames { KVLayoutBSHD.dropOutputIdentity(named: name, in: graph) }
+      modified = true
+    }
     return PassResult(modified: modified)
+  }
+
+  /// Cancels the layout Transposes against the export's own where they meet.
+  private func foldTransposes(_ model: Model, options: PassOptions) throws {
+    guard let rules = try RulePasses.library().rules(forPass: "fold-transposes") else { return }
+    let before = model.graph.nodes.filter { $0.opType == "Transpose" }.count
+    var quiet = options
+    quiet.report = { _ in }
+    try RulePasses.run("fold-transposes", rules: rules, on: model, options: quiet)
+    let after = model.graph.nodes.filter { $0.opType == "Transpose" }.count
+    options.report("kv-cache-io: --kv-layout bshd: \(before - after) of the layout Transposes folded away, \(after) Transposes in the graph")
   }
 
   /// Replaces graph output `cache.output` with the Concat's new operand, keeping the name.
