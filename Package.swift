@@ -12,6 +12,7 @@ let package = Package(
     .library(name: "Rewrite", targets: ["Rewrite"]),
     .library(name: "Passes", targets: ["Passes"]),
     .library(name: "Tiling", targets: ["Tiling"]),
+    .library(name: "ONNXBackends", targets: ["ONNXBackends"]),
     .executable(name: "onnx-rewrite", targets: ["onnx-rewrite"]),
   ],
   dependencies: [
@@ -52,14 +53,17 @@ let package = Package(
     .target(name: "Passes", dependencies: ["ONNXGraph", "Evaluation", "Rewrite", "RewriteRules"]),
     // Per-layer tiling: finds the repeated blocks and cuts the model into one file per tile.
     .target(name: "Tiling", dependencies: ["ONNXGraph", "ONNXIO", "Evaluation"]),
+    // Device-compiler handoff: what each compiler rejects, and its build plan (one file per target).
+    .target(name: "ONNXBackends", dependencies: ["ONNXGraph"]),
     .executableTarget(
       name: "onnx-rewrite",
       dependencies: [
-        "ONNXGraph", "ONNXIO", "Passes", "Tiling",
+        "ONNXGraph", "ONNXIO", "Passes", "Tiling", "ONNXBackends",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
-      // verify.py: the onnxruntime side of `onnx-rewrite verify`.
-      resources: [.copy("Resources/verify.py")]),
+      // verify.py: the onnxruntime side of `onnx-rewrite verify`; backend_run.py and tile_feeds.py:
+      // the python steps of `onnx-rewrite compile` plans (copied into the output folder).
+      resources: [.copy("Resources/verify.py"), .copy("Resources/backend_run.py"), .copy("Resources/tile_feeds.py")]),
     // Release-built I/O benchmark: `swift run -c release onnx-rewrite-bench MODEL`.
     .executableTarget(
       name: "onnx-rewrite-bench",
@@ -73,5 +77,6 @@ let package = Package(
     .testTarget(name: "PassesTests", dependencies: ["Passes", "Evaluation", "ONNXGraph", "ONNXIO", "Rewrite"]),
     .testTarget(name: "RewriteTests", dependencies: ["Rewrite", "Evaluation", "ONNXGraph"]),
     .testTarget(name: "TilingTests", dependencies: ["Tiling", "ONNXGraph", "ONNXIO"]),
+    .testTarget(name: "ONNXBackendsTests", dependencies: ["ONNXBackends", "ONNXGraph"]),
   ]
 )
