@@ -15,7 +15,7 @@ struct OnnxRewrite: ParsableCommand {
       Without passes this is a lossless round trip. Weights are memory-mapped, never copied.
       """,
     version: "0.1.0",
-    subcommands: [Rewrite.self, Inspect.self, Print.self, Passes.self, Tile.self, Verify.self],
+    subcommands: [Rewrite.self, Inspect.self, Print.self, Passes.self, Tile.self, Compile.self, Verify.self],
     defaultSubcommand: Rewrite.self)
 }
 
@@ -34,6 +34,8 @@ func reportingErrors(file: String, _ body: () throws -> Void) throws {
     line = "error: \(file): \(e)"
   } catch let e as RuleError {
     line = "\(e)"  // already `FILE:LINE:COL: error: ...`
+  } catch let e as CompileError {
+    line = "error: \(e)"  // names its own file or tile
   }
   FileHandle.standardError.write(Data((line + "\n").utf8))
   throw ExitCode(1)
