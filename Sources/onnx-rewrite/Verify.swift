@@ -17,7 +17,7 @@ struct Verify: ParsableCommand {
   @Argument(help: "The model before rewriting.", completion: .file())
   var original: String
 
-  @Argument(help: "The rewritten model.", completion: .file())
+  @Argument(help: "The rewritten model, or a folder of tiles with manifest.json (run one tile after another).", completion: .file())
   var rewritten: String
 
   @Option(help: ArgumentHelp("Inputs as an .npz keyed by graph input name.", valueName: "file.npz"))

@@ -53,3 +53,30 @@ def test_verify_names_what_is_missing(tmp_path: Path):
     assert proc.returncode == 2 and "absent.onnx: no such file" in proc.stderr
     proc = support.run_cli("verify", "--python", tmp_path / "no-python", LLAMA / "model.onnx", LLAMA / "model.onnx")
     assert proc.returncode != 0 and "not found" in proc.stderr, support.describe(proc)
+
+
+def test_verify_runs_a_folder_of_tiles_against_the_whole_model(tmp_path: Path):
+    tiles = tmp_path / "tiles"
+    feed = dict(np.load(LLAMA / "inputs.npz"))
+    proc = support.run_cli("tile", LLAMA / "model.onnx", "--out", tiles, *support.input_shape_args(feed))
+    assert proc.returncode == 0, support.describe(proc)
+    proc = verify(LLAMA / "model.onnx", tiles, "--inputs", LLAMA / "inputs.npz")
+    assert proc.returncode == 0, support.describe(proc)
+    assert "logits: ok" in proc.stdout
+    # Random inputs take the tiles' static shapes from the manifest.
+    proc = verify(LLAMA / "model.onnx", tiles)
+    assert proc.returncode == 0 and "logits: ok" in proc.stdout, support.describe(proc)
+    # A tile that computes something else is caught.
+    block = onnx.load(tiles / "block_1.onnx")
+    weight = next(t for t in block.graph.initializer if len(t.dims) == 2)
+    array = numpy_helper.to_array(weight).copy()
+    array *= 1.5
+    weight.CopyFrom(numpy_helper.from_array(array, weight.name))
+    onnx.save(block, tiles / "block_1.onnx")
+    proc = verify(LLAMA / "model.onnx", tiles, "--inputs", LLAMA / "inputs.npz")
+    assert proc.returncode == 1 and "logits: MISMATCH" in proc.stdout, support.describe(proc)
+
+
+def test_verify_says_when_a_folder_is_not_tiles(tmp_path: Path):
+    proc = verify(LLAMA / "model.onnx", tmp_path)
+    assert proc.returncode == 2 and "manifest.json" in proc.stderr and "Traceback" not in proc.stderr, support.describe(proc)

@@ -1,6 +1,7 @@
 """Runs two ONNX models in onnxruntime on the same inputs and compares their outputs.
 
-Called by `onnx-rewrite verify ORIGINAL REWRITTEN`; needs numpy and onnxruntime
+Called by `onnx-rewrite verify ORIGINAL REWRITTEN`; REWRITTEN may also be a folder of tiles with
+manifest.json (`onnx-rewrite tile`/`compile --tile`), run one tile after another. Needs numpy and onnxruntime
 (`pip install onnxruntime numpy`). Prints one line per output shared by both models
 (the worst absolute difference and where), and exits 1 when any exceeds the tolerance,
 2 on a usage or runtime problem.
@@ -8,7 +9,10 @@ Called by `onnx-rewrite verify ORIGINAL REWRITTEN`; needs numpy and onnxruntime
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from types import SimpleNamespace
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -40,6 +44,43 @@ def session(path: str) -> "ort.InferenceSession":
         return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as e:
         fail(f"{path}: onnxruntime cannot load it: {str(e).strip().splitlines()[0]}")
+
+
+class Tiles:
+    """A folder of tiles run in manifest order, shaped like an InferenceSession for main()."""
+
+    def __init__(self, folder: str):
+        try:
+            with open(os.path.join(folder, "manifest.json")) as f:
+                self.manifest = json.load(f)
+        except (OSError, ValueError) as e:
+            fail(f"{folder}: not a folder of tiles with a readable manifest.json ({e})")
+        if self.manifest.get("format") != "onnx-rewrite.tiles/1":
+            fail(f"{folder}/manifest.json: format {self.manifest.get('format')!r}, expected 'onnx-rewrite.tiles/1'")
+        self.folder = folder
+        self.sessions = {t["name"]: session(os.path.join(folder, t["file"])) for t in self.manifest["tiles"]}
+
+    def get_inputs(self):
+        return [SimpleNamespace(name=i["name"], type=f"tensor({i['dtype']})", shape=i.get("shape") or [])
+                for i in self.manifest["inputs"]]
+
+    def get_outputs(self):
+        return [SimpleNamespace(name=o["name"]) for o in self.manifest["outputs"]]
+
+    def run(self, _names, feed):
+        produced, outputs = {}, {}
+        for tile in self.manifest["tiles"]:
+            tile_feed = {}
+            for inp in tile["inputs"]:
+                source = inp["source"]
+                tile_feed[inp["name"]] = (feed[source["model_input"]] if "model_input" in source
+                                          else produced[(source["tile"], source["output"])])
+            names = [o["name"] for o in tile["outputs"]]
+            for out, value in zip(tile["outputs"], self.sessions[tile["name"]].run(names, tile_feed)):
+                produced[(tile["name"], out["name"])] = value
+                if out.get("model_output"):
+                    outputs[out["name"]] = value
+        return [outputs[o.name] for o in self.get_outputs()]
 
 
 def concrete_shape(name: str, shape, dims: dict[str, int]) -> list[int]:
@@ -85,7 +126,8 @@ def main() -> None:
             fail(f"--dim {spec}: expected NAME=N")
         dims[name] = int(value)
 
-    original, rewritten = session(a.original), session(a.rewritten)
+    original = session(a.original)
+    rewritten = Tiles(a.rewritten) if os.path.isdir(a.rewritten) else session(a.rewritten)
     given = dict(np.load(a.inputs)) if a.inputs else {}
     rng = np.random.default_rng(a.seed)
     feed: dict[str, np.ndarray] = dict(given)
