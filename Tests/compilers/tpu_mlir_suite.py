@@ -11,6 +11,11 @@ first on PATH (its tools shell out to each other by name). For each Fixtures/NAM
   rewritten  `onnx-rewrite model.onnx --pass P ... --input-shape name=dims ...`, then model_transform
              on the result with the same validation; its final outputs must also match the
              fixture's outputs.npz (the original's onnxruntime outputs). Must pass.
+  compile    `onnx-rewrite compile model.onnx --target tpu-mlir --tile --pass P ... --test-input inputs.npz
+             --run`: model_transform with its validation on every tile (each fed its own inputs), and no
+             top.Shape op in any tile's MLIR (no dynamic sub-network). For COMPILE_FULL fixtures the plan
+             goes on to model_deploy --quantize F16 per tile (simulator vs F32 MLIR) and model_tool
+             --combine. Must pass.
   deploy     llama/phi3/falcon prefill and KV fixtures: the same rewrite plus `fp16-safe-masks`,
              model_transform, then `model_deploy --chip bm1684x --quantize F16` with
              --test_input/--test_reference (simulator vs the F32 MLIR) on the reference feed, whose
@@ -51,6 +56,9 @@ DEFAULT_VENV = Path.home() / ".cache" / "onnx-rewrite" / "tpu-mlir-venv"
 # Decoder fixtures whose F16 build is checked in the simulator (prefill and KV decode).
 DEPLOY_FIXTURE = re.compile(r"^(llama|phi3|falcon)-(kv-)?(ts|dynamo)$")
 DEPLOY_EXTRA_PASS = "fp16-safe-masks"
+# Fixtures whose tiled compile goes on to F16 bmodels and model_tool --combine (the others stop at
+# the MLIR: 4 tiles x model_deploy is ~30 s more per fixture on 2 cores).
+COMPILE_FULL = {"llama-ts", "llama-kv-ts"}
 CHIP = "bm1684x"
 
 # Fixtures whose rewritten column needs a pass beyond --passes, and why. The vision tower builds
@@ -102,9 +110,10 @@ class FixtureResult:
     rewritten: Outcome = field(default_factory=lambda: Outcome("skip"))
     deploy: Outcome = field(default_factory=lambda: Outcome("skip"))
     kv_io: Outcome = field(default_factory=lambda: Outcome("skip"))
+    compile: Outcome = field(default_factory=lambda: Outcome("skip"))
 
     def must_pass_failures(self) -> list[str]:
-        return [col for col in ("rewritten", "deploy", "kv_io") if getattr(self, col).status == "fail"]
+        return [col for col in ("rewritten", "compile", "deploy", "kv_io") if getattr(self, col).status == "fail"]
 
 
 def shorten(text: str, limit: int = 160) -> str:
@@ -312,6 +321,9 @@ class Suite:
         result.rewritten = step
         say(f"  {name:24} rewritten  {result.rewritten.cell()}")
 
+        result.compile = self.run_compile(fixture, shapes)
+        say(f"  {name:24} compile    {result.compile.cell()}")
+
         if "-kv-" in name:
             result.kv_io = self.run_kv_io(fixture, model_name)
             say(f"  {name:24} kv-io      {result.kv_io.cell()}")
@@ -352,6 +364,39 @@ class Suite:
             return Outcome(t.status, t.detail, step.seconds + t.seconds, t.log)
         mismatch = self.compare_final_outputs(fixture, model_name, work, expected)
         return Outcome("fail", mismatch, step.seconds + t.seconds) if mismatch else Outcome("pass", "", step.seconds + t.seconds)
+
+    def run_compile(self, fixture: Path, shapes: dict[str, list[int]]) -> Outcome:
+        """`onnx-rewrite compile --target tpu-mlir --tile --run`: every tile through model_transform with
+        its validation (and, for COMPILE_FULL, model_deploy F16 and model_tool --combine)."""
+        work = self.work_root / fixture.name / "compile"
+        work.mkdir(parents=True)
+        full = fixture.name in COMPILE_FULL
+        passes = transform_passes(fixture.name, self.passes) + ([DEPLOY_EXTRA_PASS] if full else [])
+        out = work / "out"
+        cmd = [str(self.cli), "compile", str(fixture / "model.onnx"), "--target", "tpu-mlir", "--tile",
+               "--out", str(out), "--test-input", str(fixture / "inputs.npz"),
+               "--stage", "full" if full else "mlir", "--run"]
+        for p in passes:
+            cmd += ["--pass", p]
+        for name, dims in shapes.items():
+            cmd += ["--input-shape", f"{name}={','.join(str(d) for d in dims)}"]
+        rc, log, secs = run_logged(cmd, work, self.env, "onnx-rewrite-compile.log")
+        if rc != 0:
+            errors = [line for line in log.splitlines() if line.startswith("error:")]
+            detail = errors[-1] if errors else first_error_line(log)
+            return Outcome("fail", detail.replace(str(out) + ": ", ""), secs, out / "compile.log" if (out / "compile.log").exists() else work / "onnx-rewrite-compile.log")
+        manifest = json.loads((out / "tiles" / "manifest.json").read_text())
+        tiles = [t["name"] for t in manifest["tiles"]]
+        dynamic = [t for t in tiles if "top.Shape" in (out / "build" / f"{t}.mlir").read_text(errors="replace")]
+        if dynamic:
+            return Outcome("fail", f"top.Shape (a dynamic sub-network) in the MLIR of {', '.join(dynamic)}", secs)
+        detail = f"{len(tiles)} tiles"
+        if full:
+            combined = out / "build" / f"{fixture.name}_{CHIP}_f16.bmodel"
+            if not combined.exists():
+                return Outcome("fail", f"no {combined.name}", secs)
+            detail += f", F16 bmodels (simulator checked per tile), combined {combined.stat().st_size // 1024} KiB"
+        return Outcome("pass", detail, secs)
 
     def run_deploy(self, fixture: Path, shapes: dict[str, list[int]], model_name: str) -> Outcome:
         problem = padded_feed_problem(fixture)
@@ -442,12 +487,18 @@ def write_report(path: Path, results: list[FixtureResult], passes: list[str], de
         "bias built from the fixture's left-padded mask; logits must match outputs.npz and each present.N.* its "
         "last `sequence` positions. Must pass.",
         "",
-        "| fixture | original | rewritten | deploy | kv-cache-io |",
-        "|---|---|---|---|---|",
+        "- compile: `onnx-rewrite compile model.onnx --target tpu-mlir --tile` with the same passes, "
+        "`--test-input inputs.npz --run`: `model_transform` with its validation on every tile (each fed its own "
+        "inputs), and no `top.Shape` in any tile's MLIR. For " + ", ".join(sorted(COMPILE_FULL)) + " (plus "
+        f"`--pass {DEPLOY_EXTRA_PASS}`) the plan goes on: `model_deploy --quantize F16` per tile with its simulator "
+        "check, then `model_tool --combine`. Must pass.",
+        "",
+        "| fixture | original | rewritten | compile --tile | deploy | kv-cache-io |",
+        "|---|---|---|---|---|---|",
     ]
     for r in results:
-        lines.append(f"| {r.name} | {r.original.cell()} | {r.rewritten.cell()} | {r.deploy.cell()} | {r.kv_io.cell()} |")
-    columns = ("original", "rewritten", "deploy", "kv_io")
+        lines.append(f"| {r.name} | {r.original.cell()} | {r.rewritten.cell()} | {r.compile.cell()} | {r.deploy.cell()} | {r.kv_io.cell()} |")
+    columns = ("original", "rewritten", "compile", "deploy", "kv_io")
     counts = {col: sum(getattr(r, col).status == "pass" for r in results) for col in columns}
     ran = {col: sum(getattr(r, col).status != "skip" for r in results) for col in columns}
     lines += ["", "Passed: " + ", ".join(f"{col} {counts[col]}/{ran[col]}" for col in counts) + "."]
