@@ -67,6 +67,36 @@ enum Checks {
   }
 }
 
+extension Checks {
+  /// Float32 mask fills (float32 lowest, -inf, -1e38): in a half-precision build they overflow,
+  /// and a fully masked row becomes NaN (TPU-MLIR F16/BF16 on a left-padded batch).
+  static func halfPrecisionMasks(_ unit: CompileUnit, compiler: String) -> [Finding] {
+    var found: [Finding] = []
+    func isFill(_ t: Tensor) -> Bool {
+      guard t.dataType == .float, t.elementCount <= 16 else { return false }
+      let values: [Float]
+      switch t.storage {
+      case .raw(let bytes): values = bytes.array(of: Float.self)
+      case .floats(let f): values = f
+      default: return false
+      }
+      return values.contains { $0 <= -1e30 }
+    }
+    for (name, value) in unit.model.graph.initializers where value.constValue.map(isFill) == true {
+      found.append(Finding(.warning, unit: unit.name, location: "initializer '\(name)'",
+                           "a float32 mask fill (≤ -1e30); in \(compiler)'s half-precision build fully masked rows become NaN: --pass fp16-safe-masks"))
+    }
+    unit.model.graph.forEachNodeRecursive { node in
+      guard node.opType == "Constant", node.isDefaultDomain,
+        let attr = node.attributes.first(where: { $0.name == "value" }), case .tensor(let t) = attr.value, isFill(t)
+      else { return }
+      found.append(Finding(.warning, unit: unit.name, location: node.label,
+                           "a float32 mask fill (≤ -1e30); in \(compiler)'s half-precision build fully masked rows become NaN: --pass fp16-safe-masks"))
+    }
+    return found
+  }
+}
+
 extension Node {
   /// How findings name a node: its op type and name, else its first output.
   var label: String { "\(opType) '\(name.isEmpty ? (outputs.first?.name ?? "?") : name)'" }

@@ -56,6 +56,7 @@ public struct TPUMLIRBackend: Backend {
     found += Checks.foreignDomains(unit, compiler: compiler)
     found += Checks.singleFileLimit(unit, compiler: compiler)
     found += Checks.ops(unit, Self.opRules)
+    if quantize != "F32" { found += Checks.halfPrecisionMasks(unit, compiler: "TPU-MLIR \(quantize)") }
     unit.model.graph.forEachNodeRecursive { node in
       guard node.isDefaultDomain else { return }
       if node.opType == "ScatterND" {

@@ -42,7 +42,7 @@ struct Compile: ParsableCommand {
   @Flag(help: "Cut the model into per-layer tiles (embedding, block_N, lm_head) and build each.")
   var tile = false
 
-  @Option(help: ArgumentHelp("With --tile: memory per tile (weights + peak activations), e.g. 2GiB. --chip bm1684x implies 2GiB.", valueName: "bytes"))
+  @Option(help: ArgumentHelp("With --tile: memory per tile (weights + peak activations), e.g. 2GiB. tpu-mlir (--chip bm1684x) implies 2GiB.", valueName: "bytes"))
   var budget: String? = nil
 
   @Option(help: "With --tile: consecutive layers per block tile.")
@@ -145,7 +145,9 @@ struct Compile: ParsableCommand {
   }
 
   func tiled(_ model: Model) throws -> Tiler {
-    let budgetBytes = budget.flatMap(parseBytes) ?? chip.flatMap { Tile.chips[$0.lowercased()] }
+    // TPU-MLIR reads each tile as one protobuf file: its tiles keep to the chip's 2 GiB preset.
+    let preset = chip ?? (Target(rawValue: target) == .tpuMLIR ? "bm1684x" : nil)
+    let budgetBytes = budget.flatMap(parseBytes) ?? preset.flatMap { Tile.chips[$0.lowercased()] }
     do {
       return try Tiler(model: model, source: input, options: TilingOptions(budgetBytes: budgetBytes, group: group))
     } catch let e as TilingError { throw CompileError("\(e)") }

@@ -279,3 +279,12 @@ def test_missing_test_input_is_an_error_before_anything_is_written(tmp_path: Pat
     proc = support.run_cli(*compile_args(LLAMA, tmp_path / "out", "onnxruntime", "--test-input", tmp_path / "nope.npz"))
     assert proc.returncode == 1 and "nope.npz: no such file" in proc.stderr, support.describe(proc)
     assert not (tmp_path / "out").exists()
+
+
+def test_half_precision_builds_warn_about_float32_mask_fills_until_fp16_safe_masks(tmp_path: Path):
+    proc = support.run_cli(*compile_args(LLAMA, tmp_path / "f16", "tpu-mlir"))
+    assert proc.returncode == 0 and "float32 mask fill" in proc.stderr and "fp16-safe-masks" in proc.stderr, support.describe(proc)
+    proc = support.run_cli(*compile_args(LLAMA, tmp_path / "safe", "tpu-mlir", passes=("npu", "fp16-safe-masks")))
+    assert proc.returncode == 0 and "mask fill" not in proc.stderr, support.describe(proc)
+    proc = support.run_cli(*compile_args(LLAMA, tmp_path / "f32", "tpu-mlir", "--quantize", "F32"))
+    assert proc.returncode == 0 and "mask fill" not in proc.stderr, support.describe(proc)
