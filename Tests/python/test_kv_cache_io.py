@@ -368,3 +368,55 @@ def test_bad_kv_layout_value_is_a_usage_error(tmp_path: Path) -> None:
     proc = run_cli(FIXTURES_DIR / "llama-kv-ts" / "model.onnx", "-o", tmp_path / "out.onnx",
                    "--pass", "kv-cache-io", "--kv-layout", "bhds")
     assert proc.returncode != 0 and "--kv-layout bhds" in proc.stderr, describe(proc)
+
+
+# Fixtures whose bshd graph has fewer Transposes than bhsd after each pipeline. Llama and Phi-3:
+# K and V are concatenated on axis 1 before the heads-first Transpose, rotary runs on bshd, and
+# K's two Transposes meet (across repeat_kv only where attention-permutes sees static shapes).
+# Falcon's computed no-op Reshapes after the heads Transpose and GPTBigCode's fused key_value
+# Split keep the export's Transposes: equal there.
+FEWER_TRANSPOSES = {
+    "static-shape": {"phi3-kv-ts", "phi3-kv-dynamo"},
+    "npu": {"llama-kv-ts", "llama-kv-dynamo", "phi3-kv-ts", "phi3-kv-dynamo"},
+}
+
+
+@pytest.mark.parametrize("pipeline", ["static-shape", "npu"])
+@pytest.mark.parametrize("fixture", KV_FIXTURES)
+def test_kv_layout_bshd_transposes(fixture: str, pipeline: str, tmp_path: Path) -> None:
+    """The fixed-buffer graph (positions + bias, past BUFFER): bshd has no more Transposes than
+    bhsd (fewer where listed), passes the full check, and gives the same outputs."""
+    original = FIXTURES_DIR / fixture / "model.onnx"
+    reference = feeds(fixture)
+    batch = reference["input_ids"].shape[0]
+    outs, counts = {}, {}
+    for layout in ("bhsd", "bshd"):
+        out = outs[layout] = tmp_path / f"{layout}.onnx"
+        proc = run_cli(original, "-o", out, "--pass", "kv-cache-io", "--positions", "input", "--mask", "bias",
+                       "--kv-layout", layout, "--pass", pipeline,
+                       "--dim", f"batch_size={batch}", "--dim", "sequence_length=1",
+                       "--dim", f"past_sequence_length={BUFFER}", "--dim", f"total_sequence_length={BUFFER + 1}")
+        assert proc.returncode == 0, describe(proc)
+        model = onnx.load(str(out))
+        onnx.checker.check_model(model, full_check=True)
+        counts[layout] = [n.op_type for n in model.graph.node].count("Transpose")
+    assert counts["bshd"] <= counts["bhsd"], counts
+    if fixture in FEWER_TRANSPOSES[pipeline]:
+        assert counts["bshd"] < counts["bhsd"], counts
+
+    rng = np.random.default_rng(4)
+    inputs = {"input_ids": rng.integers(1, 200, size=(batch, 1), dtype=np.int64),
+              "position_ids": np.full((batch, 1), 5, np.int64),
+              "attention_bias": np.zeros((batch, 1, 1, BUFFER + 1), np.float32)}
+    inputs["attention_bias"][:, :, :, 5:BUFFER] = np.finfo(np.float32).min
+    for name, value in reference.items():
+        if name.startswith("past_key_values."):
+            inputs[name] = rng.standard_normal((batch, value.shape[1], BUFFER, value.shape[3])).astype(np.float32)
+    names = output_names(original)
+    expected = dict(zip(names, ort_run(outs["bhsd"], inputs)))
+    fed = {k: to_bshd(v) if k.startswith("past_key_values.") else v for k, v in inputs.items()}
+    actual = dict(zip(names, ort_run(outs["bshd"], fed)))
+    assert max_diff(actual["logits"], expected["logits"]) <= TOLERANCE
+    for name in names:
+        if name.startswith("present."):
+            assert max_diff(actual[name], to_bshd(expected[name])) <= TOLERANCE, name

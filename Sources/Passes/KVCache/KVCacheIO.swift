@@ -1,3 +1,4 @@
+import Evaluation
 import ONNXGraph
 
 /// What each `present.N.*` output of a decode graph returns (`--kv-output`).
@@ -50,23 +51,33 @@ public struct KVCacheIO: GraphPass {
     if modified { _ = try DeadCodeElimination().run(on: model, options: options) }
     if options.kvMask == .bias { try KVMaskBias.retireMaskInput(from: graph, pass: Self.name) }
     if options.kvLayout == .bshd {
-      try KVLayoutBSHD.apply(to: graph, caches: caches, outputNames: outputNames, names: names, pass: Self.name)
-      try foldTransposes(model, options: options)
-      for name in outputNames { KVLayoutBSHD.dropOutputIdentity(named: name, in: graph) }
+      try relayoutBSHD(model, caches: caches, outputNames: outputNames, names: names, options: options)
       modified = true
     }
     return PassResult(modified: modified)
   }
 
-  /// Cancels the layout Transposes against the export's own where they meet.
-  private func foldTransposes(_ model: Model, options: PassOptions) throws {
-    guard let rules = try RulePasses.library().rules(forPass: "fold-transposes") else { return }
-    let before = model.graph.nodes.filter { $0.opType == "Transpose" }.count
-    var quiet = options
-    quiet.report = { _ in }
-    try RulePasses.run("fold-transposes", rules: rules, on: model, options: quiet)
-    let after = model.graph.nodes.filter { $0.opType == "Transpose" }.count
-    options.report("kv-cache-io: --kv-layout bshd: \(before - after) of the layout Transposes folded away, \(after) Transposes in the graph")
+  /// Caches as [batch, sequence, kv_heads, head_dim], then as few Transposes as the layout
+  /// needs: the export's heads-first Transposes sink below the cache Concats (where the
+  /// present outputs' cancel), Transposes that meet fold, and layout Transposes that only
+  /// move a size-1 KV-head axis become Squeeze/Unsqueeze.
+  private func relayoutBSHD(_ model: Model, caches: [KVCacheFinder.Cache], outputNames: [String], names: NameScope,
+                            options: PassOptions) throws {
+    let graph = model.graph
+    let before = graph.nodes.filter { $0.opType == "Transpose" }.count
+    try KVLayoutBSHD.apply(to: graph, caches: caches, outputNames: outputNames, names: names, pass: Self.name)
+    // Sinking needs ranks and the static sizes of unit axes.
+    Propagator(model: model, options: .init(fold: false)).run(graph)
+    let added = KVLayoutTransposes.sink(in: graph, names: names)
+    if let rules = try RulePasses.library().rules(forPass: "fold-transposes") {
+      var quiet = options
+      quiet.report = { _ in }
+      try RulePasses.run("fold-transposes", rules: rules, on: model, options: quiet)
+    }
+    for name in outputNames { KVLayoutBSHD.dropOutputIdentity(named: name, in: graph) }
+    KVLayoutTransposes.dropUnitMoves(in: graph, added: added, names: names, opset: Int(model.opsetVersion(for: "") ?? 17))
+    let after = graph.nodes.filter { $0.opType == "Transpose" }.count
+    options.report("kv-cache-io: --kv-layout bshd: \(after) Transposes in the graph (\(before) as exported)")
   }
 
   /// Replaces graph output `cache.output` with the Concat's new operand, keeping the name.

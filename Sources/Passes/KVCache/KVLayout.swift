@@ -12,9 +12,9 @@ public enum KVLayout: String, CaseIterable, Sendable {
 ///
 /// Each past input takes the new layout and a Transpose(0,2,1,3) back to the exported one
 /// feeds its old readers; each present output becomes a Transpose(0,2,1,3) of the exported
-/// value, under the same name. The caller then runs `fold-transposes`, which cancels the
-/// output Transpose against the heads-first Transpose the export applied to the new K/V
-/// where nothing (rotary) sits between them.
+/// value, under the same name. The caller then removes what it can (`KVLayoutTransposes`):
+/// the export's heads-first Transpose of the new K/V sinks below the cache Concat, which then
+/// reads `past` directly, and the output Transpose cancels against it.
 enum KVLayoutBSHD {
   static let perm: [Int64] = [0, 2, 1, 3]
 
