@@ -78,7 +78,7 @@ public struct TPUMLIRBackend: Backend {
 
   public func plan(_ units: [CompileUnit]) -> BuildPlan {
     let q = quantize.lowercased()
-    var plan = BuildPlan(product: settings.stage == .mlir ? "top-level MLIR per tile" : "\(settings.modelName)_\(chip)_\(q).bmodel")
+    var plan = BuildPlan(product: settings.stage == .mlir ? units.map { "\($0.name).mlir" }.joined(separator: ", ") : "\(settings.modelName)_\(chip)_\(q).bmodel")
     let test = settings.hasTestInputs
     let tiled = units.count > 1 || units.first?.file.hasPrefix("tiles/") == true
     if test && tiled {
