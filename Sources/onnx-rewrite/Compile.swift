@@ -157,16 +157,34 @@ struct Compile: ParsableCommand {
     model.graph.initializers.values.reduce(0) { $0 + ($1.constValue?.byteCount ?? 0) }
   }
 
+  /// Writes the folder under a temporary name beside `--out` and renames it into place, so a
+  /// failure (a full disk, a tile that cannot be written) leaves no half-written folder, and a
+  /// second compile replaces the first one's tiles and build whole.
   func write(plan: BuildPlan, backend: any Backend, model: Model, tiler: Tiler?, findings: [Finding]) throws {
     let fm = FileManager.default
-    let dir = URL(fileURLWithPath: out)
-    try fm.createDirectory(at: dir.appendingPathComponent("build"), withIntermediateDirectories: true)
-    // A second compile into the same folder must not leave the first one's tiles or builds behind.
-    for stale in ["tiles", "model.onnx", "model.onnx.data", "inputs.npz", "compile.log", "findings.txt"] {
-      try? fm.removeItem(at: dir.appendingPathComponent(stale))
+    let final = URL(fileURLWithPath: out).standardizedFileURL
+    let staging = final.deletingLastPathComponent()
+      .appendingPathComponent(".\(final.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)")
+    do {
+      try? fm.removeItem(at: staging)
+      try fm.createDirectory(at: staging.appendingPathComponent("build"), withIntermediateDirectories: true)
+      try fill(staging, plan: plan, backend: backend, model: model, tiler: tiler, findings: findings)
+      if fm.fileExists(atPath: final.path) { try fm.removeItem(at: final) }
+      try fm.moveItem(at: staging, to: final)
+    } catch {
+      try? fm.removeItem(at: staging)
+      switch error {
+      case is CompileError, is ModelFileError: throw error
+      case let e as TilingError: throw CompileError("\(e)")
+      default: throw CompileError("\(out): cannot write the build folder: \(error.localizedDescription)")
+      }
     }
+  }
+
+  private func fill(_ dir: URL, plan: BuildPlan, backend: any Backend, model: Model, tiler: Tiler?, findings: [Finding]) throws {
+    let fm = FileManager.default
     if let tiler {
-      do { try tiler.write(to: dir.appendingPathComponent("tiles").path) } catch let e as TilingError { throw CompileError("\(e)") }
+      try tiler.write(to: dir.appendingPathComponent("tiles").path)
     } else {
       try ModelWriter.save(model, to: dir.appendingPathComponent("model.onnx").path)
     }
@@ -176,21 +194,19 @@ struct Compile: ParsableCommand {
       guard let source = Bundle.module.path(forResource: name, ofType: "py") else {
         throw CompileError("\(helper) is missing from the onnx-rewrite installation")
       }
-      let target = dir.appendingPathComponent(helper)
-      try? fm.removeItem(at: target)
-      try fm.copyItem(atPath: source, toPath: target.path)
+      try fm.copyItem(atPath: source, toPath: dir.appendingPathComponent(helper).path)
     }
     for file in plan.files {
       let url = dir.appendingPathComponent(file.path)
       try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-      try Data(file.contents.utf8).write(to: url, options: .atomic)
+      try Data(file.contents.utf8).write(to: url)
     }
     if !findings.isEmpty {
       try Data(findings.map(\.description).joined(separator: "\n").appending("\n").utf8)
-        .write(to: dir.appendingPathComponent("findings.txt"), options: .atomic)
+        .write(to: dir.appendingPathComponent("findings.txt"))
     }
     let script = dir.appendingPathComponent("compile.sh")
-    try Data(ShellScript.render(plan, target: backend.target, modelName: settings().modelName).utf8).write(to: script, options: .atomic)
+    try Data(ShellScript.render(plan, target: backend.target, modelName: settings().modelName).utf8).write(to: script)
     try fm.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script.path)
   }
 

@@ -288,3 +288,12 @@ def test_half_precision_builds_warn_about_float32_mask_fills_until_fp16_safe_mas
     assert proc.returncode == 0 and "mask fill" not in proc.stderr, support.describe(proc)
     proc = support.run_cli(*compile_args(LLAMA, tmp_path / "f32", "tpu-mlir", "--quantize", "F32"))
     assert proc.returncode == 0 and "mask fill" not in proc.stderr, support.describe(proc)
+
+
+def test_an_unwritable_out_folder_is_a_clean_error_with_nothing_left(tmp_path: Path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    proc = support.run_cli(*compile_args(LLAMA, blocker / "out", "vastai"))
+    assert proc.returncode == 1, support.describe(proc)
+    assert "cannot write the build folder" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
