@@ -31,4 +31,5 @@ func shellWord(_ s: String) -> String {
   return safe ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }
 
-func shellLine(_ words: [String]) -> String { words.map(shellWord).joined(separator: " ") }
+/// A command line the shell reads back as these words.
+public func shellLine(_ words: [String]) -> String { words.map(shellWord).joined(separator: " ") }

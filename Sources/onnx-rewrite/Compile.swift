@@ -249,7 +249,7 @@ struct Compile: ParsableCommand {
     let total = plan.steps.count
     for (i, step) in plan.steps.enumerated() {
       let tool = step.tool == "python3" ? interpreter : step.tool
-      let header = "\n$ cd build && \(shellCommand([tool] + step.arguments))\n"
+      let header = "\n$ cd build && \(shellLine([tool] + step.arguments))\n"
       log.seekToEndOfFile()
       let start = log.offsetInFile
       log.write(Data(header.utf8))
@@ -310,11 +310,4 @@ func runQuietly(_ program: String, _ arguments: [String]) throws -> Int32 {
   try p.run()
   p.waitUntilExit()
   return p.terminationStatus
-}
-
-func shellCommand(_ words: [String]) -> String {
-  words.map { w in
-    w.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0)) }) && !w.isEmpty
-      ? w : "'" + w.replacingOccurrences(of: "'", with: "'\\''") + "'"
-  }.joined(separator: " ")
 }
