@@ -127,3 +127,14 @@ def test_rewriting_positions_twice_is_an_error_not_a_second_input(tmp_path: Path
     proc = support.run_cli(once, "-o", twice, *args)
     assert proc.returncode == 1, support.describe(proc)
     assert "--positions input" in proc.stderr and not twice.exists()
+
+
+def test_a_second_run_on_its_own_output_says_it_looks_rewritten(tmp_path: Path):
+    once = tmp_path / "once.onnx"
+    proc = support.run_cli(LLAMA_KV / "model.onnx", "-o", once, "--pass", "kv-cache-io")
+    assert proc.returncode == 0, support.describe(proc)
+    twice = tmp_path / "twice.onnx"
+    proc = support.run_cli(once, "-o", twice, "--pass", "kv-cache-io")
+    assert proc.returncode == 1, support.describe(proc)
+    assert "no KV cache found" in proc.stderr and "already rewritten by kv-cache-io --kv-output new?" in proc.stderr
+    assert not twice.exists()

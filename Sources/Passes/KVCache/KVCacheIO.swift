@@ -24,9 +24,15 @@ public struct KVCacheIO: GraphPass {
     let graph = model.graph
     let caches = KVCacheFinder.find(in: graph)
     guard !caches.isEmpty else {
+      // Cache IO by name but no Concat: most likely this pass's own output (--kv-output new).
+      let pastInputs = graph.inputs.contains { $0.name.hasPrefix("past") }
+      let presentOutputs = graph.outputs.contains { $0.name.hasPrefix("present") }
+      let why = pastInputs && presentOutputs
+        ? "its past_key_values.* inputs and present.* outputs are not joined by a Concat: already rewritten by kv-cache-io --kv-output new?"
+        : "so this is not a decode graph with a cache (a prefill export?)"
       throw PassError(
         pass: Self.name, location: graph.name.isEmpty ? "graph" : graph.name,
-        reason: "no KV cache found: no graph output is Concat(past graph input, new K/V), so this is not a decode graph with a cache (a prefill export?)")
+        reason: "no KV cache found: no graph output is Concat(past graph input, new K/V); \(why)")
     }
     options.report("kv-cache-io: \(caches.count) cache outputs (\(caches.map(\.output.name).joined(separator: ", ")))")
     let names = NameScope(graph)
