@@ -51,15 +51,7 @@ struct Tile: ParsableCommand {
   @Flag(name: .customLong("external-data"), help: "Write each tile's weights of 1 KiB or more to TILE.onnx.data.")
   var externalData = false
 
-  @Option(
-    name: .customLong("input-shape"),
-    help: ArgumentHelp("Bind a graph input's shape (runs static-shape first), e.g. input_ids=1,128.", valueName: "name=d0,d1,..."))
-  var inputShapes: [String] = []
-
-  @Option(
-    name: .customLong("dim"),
-    help: ArgumentHelp("Bind a symbolic dimension (runs static-shape first), e.g. sequence_length=128.", valueName: "name=value"))
-  var dims: [String] = []
+  @OptionGroup var shapes: ShapeArguments
 
   static let chips = ["bm1684x": 2 << 30]
 
@@ -79,23 +71,7 @@ struct Tile: ParsableCommand {
   /// --input-shape and --dim as static-shape takes them.
   func shapeOptions() throws -> PassOptions {
     var o = PassOptions()
-    for spec in inputShapes {
-      guard let eq = spec.firstIndex(of: "="), eq != spec.startIndex else {
-        throw ValidationError("--input-shape \(spec): expected NAME=d0,d1,..., e.g. --input-shape input_ids=1,128.")
-      }
-      let name = String(spec[..<eq])
-      let sizes = spec[spec.index(after: eq)...].split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
-      guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? -1) >= 0 }) else {
-        throw ValidationError("--input-shape \(spec): the shape must be non-negative integers separated by commas, e.g. \(name)=1,128.")
-      }
-      o.inputShapes[name] = sizes.map { $0! }
-    }
-    for spec in dims {
-      guard let eq = spec.firstIndex(of: "="), let v = Int(spec[spec.index(after: eq)...]), v >= 0 else {
-        throw ValidationError("--dim \(spec): expected NAME=VALUE with a non-negative integer, e.g. sequence_length=128.")
-      }
-      o.dimBindings[String(spec[..<eq])] = v
-    }
+    try shapes.bind(into: &o)
     return o
   }
 
@@ -103,7 +79,7 @@ struct Tile: ParsableCommand {
     try reportingErrors(file: input) {
       do {
         let model = try ModelLoader.load(path: input)
-        if !inputShapes.isEmpty || !dims.isEmpty {
+        if !shapes.isEmpty {
           var options = try shapeOptions()
           options.report = { note("\(input): \($0)") }
           _ = try StaticShapes().run(on: model, options: options)
