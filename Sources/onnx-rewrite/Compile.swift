@@ -266,8 +266,8 @@ struct Compile: ParsableCommand {
       process.waitUntilExit()
       let seconds = String(format: "%.1f", Date().timeIntervalSince(began))
       let lacking = step.produces.filter { !FileManager.default.fileExists(atPath: build.appendingPathComponent($0).path) }
-      let text = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
-      let stepLog = String(text.utf8.dropFirst(Int(start) + header.utf8.count)) ?? ""
+      // Only this step's part of the log; a compiler's stray non-UTF-8 bytes must not hide its error line.
+      let stepLog = try readLog(logURL, from: start + UInt64(header.utf8.count))
       if process.terminationStatus == 0 && lacking.isEmpty {
         FileHandle.standardError.write(Data(" ok (\(seconds) s)\n".utf8))
         if step.showsOutput {
@@ -282,6 +282,13 @@ struct Compile: ParsableCommand {
       throw CompileError("\(out): \(step.unit): \(step.title) failed (\(why)); its output is in \(logURL.path)")
     }
     note("\(out): built \(plan.product) in build/ (log: compile.log)")
+  }
+
+  private func readLog(_ url: URL, from offset: UInt64) throws -> String {
+    let reader = try FileHandle(forReadingFrom: url)
+    defer { try? reader.close() }
+    try reader.seek(toOffset: offset)
+    return String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
   }
 }
 

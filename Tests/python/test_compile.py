@@ -232,7 +232,8 @@ def test_a_failing_step_names_the_tile_and_the_compilers_error_line(tmp_path: Pa
     bin_dir.mkdir()
     for tool in ("model_transform", "model_deploy", "model_tool"):
         script = bin_dir / tool
-        script.write_text("#!/bin/sh\necho 'converting'\necho 'Traceback (most recent call last):'\n"
+        # Stray non-UTF-8 bytes (a binary dump) must not hide the error line.
+        script.write_text("#!/bin/sh\necho 'converting'\nprintf '\\377\\376 raw bytes\\n'\necho 'Traceback (most recent call last):'\n"
                           "echo '  File \"x.py\", line 1'\necho \"RuntimeError: Op not support:{'Foo'}\"\nexit 1\n")
         script.chmod(0o755)
     out = tmp_path / "out"
@@ -244,7 +245,7 @@ def test_a_failing_step_names_the_tile_and_the_compilers_error_line(tmp_path: Pa
     assert "[1/9] embedding: model_transform ... failed" in proc.stderr
     assert "error: " in proc.stderr and "embedding: model_transform failed (exit 1: RuntimeError: Op not support:{'Foo'})" in proc.stderr
     assert "[2/9]" not in proc.stderr, "stops at the first failure"
-    assert "RuntimeError" in (out / "compile.log").read_text()
+    assert "RuntimeError" in (out / "compile.log").read_text(errors="replace")
 
 
 @pytest.mark.parametrize("args,says", [
