@@ -61,9 +61,9 @@ let package = Package(
         "ONNXGraph", "ONNXIO", "Passes", "Tiling", "ONNXBackends",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ],
-      // verify.py: the onnxruntime side of `onnx-rewrite verify`; backend_run.py and tile_feeds.py:
-      // the python steps of `onnx-rewrite compile` plans (copied into the output folder).
-      resources: [.copy("Resources/verify.py"), .copy("Resources/backend_run.py"), .copy("Resources/tile_feeds.py")]),
+      // verify.py: the onnxruntime side of `onnx-rewrite verify`; backend_run.py: the python steps
+      // of `onnx-rewrite compile` plans (copied into the output folder) and the tile runner verify uses.
+      resources: [.copy("Resources/verify.py"), .copy("Resources/backend_run.py")]),
     // Release-built I/O benchmark: `swift run -c release onnx-rewrite-bench MODEL`.
     .executableTarget(
       name: "onnx-rewrite-bench",

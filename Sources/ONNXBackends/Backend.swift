@@ -37,6 +37,11 @@ public struct CompileUnit {
     self.weightBytes = weightBytes
   }
 
+  /// Whether it is one of several tiles (in the output folder's tiles/, with manifest.json).
+  public var isTile: Bool { file.hasPrefix(Self.tileFolder + "/") }
+  /// Where compile writes tiles, relative to the output folder.
+  public static let tileFolder = "tiles"
+
   /// The graph inputs that are not initializers, in order (compilers take shapes positionally).
   public var inputs: [Value] { model.graph.inputs.filter { model.graph.initializers[$0.name] == nil } }
 }

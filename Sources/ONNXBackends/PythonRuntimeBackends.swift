@@ -16,7 +16,7 @@ enum PythonRuntimePlan {
     }
     if settings.hasTestInputs {
       // The compiled units against the ONNX they came from, on the model inputs.
-      let whole = units.count == 1 && !units[0].file.hasPrefix("tiles/")
+      let whole = !units.contains(where: \.isTile)
       let tolerance = extra.contains("--fp16") ? ["--atol", "1e-2", "--rtol", "1e-2"] : []
       plan.steps.append(Step(unit: settings.modelName, tool: "python3",
                              ["../backend_run.py", "check", "--target", target.rawValue,

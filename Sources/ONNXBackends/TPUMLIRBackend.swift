@@ -80,11 +80,11 @@ public struct TPUMLIRBackend: Backend {
     let q = quantize.lowercased()
     var plan = BuildPlan(product: settings.stage == .mlir ? units.map { "\($0.name).mlir" }.joined(separator: ", ") : "\(settings.modelName)_\(chip)_\(q).bmodel")
     let test = settings.hasTestInputs
-    let tiled = units.count > 1 || units.first?.file.hasPrefix("tiles/") == true
+    let tiled = units.contains(where: \.isTile)
     if test && tiled {
       // Each tile's own inputs, from the model inputs run through the tiles in onnxruntime.
-      plan.helpers.append("tile_feeds.py")
-      plan.steps.append(Step(unit: settings.modelName, tool: "python3", ["../tile_feeds.py", "../tiles", "../inputs.npz", "."],
+      plan.helpers.append("backend_run.py")
+      plan.steps.append(Step(unit: settings.modelName, tool: "python3", ["../backend_run.py", "feeds", "../tiles", "../inputs.npz", "."],
                              produces: units.map { "\($0.name)_in.npz" }, title: "tile inputs (onnxruntime)"))
     }
     var bmodels: [String] = []

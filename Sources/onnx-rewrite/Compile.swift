@@ -113,7 +113,7 @@ struct Compile: ParsableCommand {
       let tiler: Tiler? = tile ? try tiled(model) : nil
       let units = tiler.map { t in
         t.manifest.tiles.enumerated().map { i, entry in
-          CompileUnit(name: entry.name, file: "tiles/" + entry.file, model: t.model(forTile: i), weightBytes: entry.weightBytes)
+          CompileUnit(name: entry.name, file: CompileUnit.tileFolder + "/" + entry.file, model: t.model(forTile: i), weightBytes: entry.weightBytes)
         }
       } ?? [CompileUnit(name: settings().modelName, file: "model.onnx", model: model, weightBytes: weightBytes(model))]
 
@@ -184,7 +184,7 @@ struct Compile: ParsableCommand {
   private func fill(_ dir: URL, plan: BuildPlan, backend: any Backend, model: Model, tiler: Tiler?, findings: [Finding]) throws {
     let fm = FileManager.default
     if let tiler {
-      try tiler.write(to: dir.appendingPathComponent("tiles").path)
+      try tiler.write(to: dir.appendingPathComponent(CompileUnit.tileFolder).path)
     } else {
       try ModelWriter.save(model, to: dir.appendingPathComponent("model.onnx").path)
     }

@@ -1,5 +1,5 @@
 """Compiles ONNX files with a Python-driven runtime and runs the result: the python steps of
-`onnx-rewrite compile --target onnxruntime|openvino` plans.
+`onnx-rewrite compile` plans (and the tile runner `onnx-rewrite verify` imports).
 
     python3 backend_run.py compile --target T [--fp16] MODEL.onnx OUT
         onnxruntime: OUT is the offline-optimized model (extended graph optimizations);
@@ -9,6 +9,9 @@
         is a folder of tiles with manifest.json) on the inputs, writes its outputs, and compares
         them with MODEL itself in onnxruntime (optimizations off): the worst difference per output;
         exit 1 over the tolerance.
+    python3 backend_run.py feeds TILES_DIR inputs.npz OUT_DIR
+        Runs the tiles in onnxruntime on the model inputs and writes OUT_DIR/<tile>_in.npz with the
+        values each tile reads (TPU-MLIR's model_transform --test_input, one tile at a time).
 
 Needs numpy, and onnxruntime or openvino for the target.
 """
@@ -78,18 +81,33 @@ class Reference:
         return dict(zip(names, self.session.run(names, {k: v for k, v in feeds.items() if k in wanted})))
 
 
-def run_chain(model: Path, make_unit, feeds: dict) -> dict:
-    """The model's outputs: `model` whole, or its tiles in manifest order."""
+def load_manifest(folder: Path) -> dict:
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError) as e:
+        fail(f"{folder}: not a folder of tiles with a readable manifest.json ({e})", 2)
+    if manifest.get("format") != "onnx-rewrite.tiles/1":
+        fail(f"{folder / 'manifest.json'}: format {manifest.get('format')!r}, expected 'onnx-rewrite.tiles/1'", 2)
+    return manifest
+
+
+def run_chain(model: Path, make_unit, feeds: dict, on_tile=None) -> dict:
+    """The model's outputs: `model` whole, or its tiles in manifest order, each fed from the model
+    inputs and earlier tiles' outputs; `on_tile(name, tile_feeds)` sees each tile's inputs first."""
     if model.is_file():
         return make_unit(None, model).run(feeds)
-    manifest = json.loads((model / "manifest.json").read_text())
+    manifest = load_manifest(model)
     produced, outputs = {}, {}
     for tile in manifest["tiles"]:
         tile_feeds = {}
         for inp in tile["inputs"]:
             source = inp["source"]
+            if "model_input" in source and source["model_input"] not in feeds:
+                fail(f"no input array named '{source['model_input']}' (a model input)")
             tile_feeds[inp["name"]] = (feeds[source["model_input"]] if "model_input" in source
                                        else produced[(source["tile"], source["output"])])
+        if on_tile is not None:
+            on_tile(tile["name"], tile_feeds)
         result = make_unit(tile["name"], model / tile["file"]).run(tile_feeds)
         for out in tile["outputs"]:
             produced[(tile["name"], out["name"])] = result[out["name"]]
@@ -145,6 +163,18 @@ def check(args) -> None:
     sys.exit(0 if ok else 1)
 
 
+def write_feeds(args) -> None:
+    np = need("numpy")
+    tiles, out = Path(args.tiles), Path(args.out)
+    feeds = dict(np.load(args.inputs))
+
+    def save(name, tile_feeds):
+        np.savez(out / f"{name}_in.npz", **tile_feeds)
+        print(f"{name}: {len(tile_feeds)} inputs -> {name}_in.npz")
+
+    run_chain(tiles, lambda tile, path: Reference(path), feeds, on_tile=save)
+
+
 def main(argv: list[str]) -> None:
     p = argparse.ArgumentParser(prog="backend_run.py", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -161,8 +191,12 @@ def main(argv: list[str]) -> None:
     k.add_argument("--outputs", required=True)
     k.add_argument("--atol", type=float, default=1e-4)
     k.add_argument("--rtol", type=float, default=1e-4)
+    f = sub.add_parser("feeds")
+    f.add_argument("tiles")
+    f.add_argument("inputs")
+    f.add_argument("out")
     args = p.parse_args(argv)
-    compile_unit(args) if args.command == "compile" else check(args)
+    {"compile": compile_unit, "check": check, "feeds": write_feeds}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -9,10 +9,13 @@ manifest.json (`onnx-rewrite tile`/`compile --tile`), run one tile after another
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
+from pathlib import Path
 from types import SimpleNamespace
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import backend_run  # noqa: E402  (shipped beside this file: the tile runner)
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -47,18 +50,13 @@ def session(path: str) -> "ort.InferenceSession":
 
 
 class Tiles:
-    """A folder of tiles run in manifest order, shaped like an InferenceSession for main()."""
+    """A folder of tiles run in manifest order (backend_run.run_chain), shaped like an
+    InferenceSession for main()."""
 
     def __init__(self, folder: str):
-        try:
-            with open(os.path.join(folder, "manifest.json")) as f:
-                self.manifest = json.load(f)
-        except (OSError, ValueError) as e:
-            fail(f"{folder}: not a folder of tiles with a readable manifest.json ({e})")
-        if self.manifest.get("format") != "onnx-rewrite.tiles/1":
-            fail(f"{folder}/manifest.json: format {self.manifest.get('format')!r}, expected 'onnx-rewrite.tiles/1'")
-        self.folder = folder
-        self.sessions = {t["name"]: session(os.path.join(folder, t["file"])) for t in self.manifest["tiles"]}
+        self.folder = Path(folder)
+        self.manifest = backend_run.load_manifest(self.folder)
+        self.sessions = {t["name"]: session(str(self.folder / t["file"])) for t in self.manifest["tiles"]}
 
     def get_inputs(self):
         return [SimpleNamespace(name=i["name"], type=f"tensor({i['dtype']})", shape=i.get("shape") or [])
@@ -68,19 +66,17 @@ class Tiles:
         return [SimpleNamespace(name=o["name"]) for o in self.manifest["outputs"]]
 
     def run(self, _names, feed):
-        produced, outputs = {}, {}
-        for tile in self.manifest["tiles"]:
-            tile_feed = {}
-            for inp in tile["inputs"]:
-                source = inp["source"]
-                tile_feed[inp["name"]] = (feed[source["model_input"]] if "model_input" in source
-                                          else produced[(source["tile"], source["output"])])
-            names = [o["name"] for o in tile["outputs"]]
-            for out, value in zip(tile["outputs"], self.sessions[tile["name"]].run(names, tile_feed)):
-                produced[(tile["name"], out["name"])] = value
-                if out.get("model_output"):
-                    outputs[out["name"]] = value
+        outputs = backend_run.run_chain(self.folder, lambda tile, path: _Unit(self.sessions[tile]), feed)
         return [outputs[o.name] for o in self.get_outputs()]
+
+
+class _Unit:
+    def __init__(self, sess):
+        self.sess = sess
+
+    def run(self, feed):
+        names = [o.name for o in self.sess.get_outputs()]
+        return dict(zip(names, self.sess.run(names, feed)))
 
 
 def concrete_shape(name: str, shape, dims: dict[str, int]) -> list[int]:
